@@ -1,0 +1,37 @@
+# speechrnn: `make help` lists the targets.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+DATA    ?= speech_commands
+MODEL   ?= lstm
+TRAINER ?= gpu
+ARGS    ?=
+RUN_DIR ?= runs/$(DATA)-$(MODEL)
+
+.PHONY: help install demo train test test-slow lint bench sweep
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install speechrnn (editable) with dev tools
+
+demo: install  ## train and compare RNN, GRU and LSTM on the embedded corpus (CPU, no download)
+	$(PY) -m pipelines.demo $(ARGS)
+
+train: install  ## make train DATA=<name> MODEL=<rnn|gru|lstm> TRAINER=<cpu|gpu> ARGS="<overrides>"
+	$(VENV)/bin/speechrnn fit --config configs/data/$(DATA).yaml --config configs/model/$(MODEL).yaml \
+		--config configs/trainer/$(TRAINER).yaml --run_dir $(RUN_DIR) $(ARGS)
+
+test: install  ## the test suite (under 10 minutes on 2 CPU cores)
+	$(VENV)/bin/pytest -q
+
+test-slow: install  ## the slow tests kept out of `make test`
+	$(VENV)/bin/pytest -q -m slow
+
+lint: install  ## ruff
+	$(VENV)/bin/ruff check speechrnn pipelines tests benchmarks

@@ -1,0 +1,210 @@
+"""The feature cache: one contiguous frame array per split, plus offsets, targets and a manifest.
+
+Layout of ``<cache_dir>/<dataset>-<task>-<key>/``::
+
+    manifest.json              settings, labels, keys, array shapes and byte sizes, skipped files
+    <split>.feats.npy          (N_frames, F) float32, utterances back to back
+    <split>.offsets.npy        (N + 1,) int64, utterance i is frames offsets[i]:offsets[i+1]
+    <split>.targets.npy        (N,) int64 class ids, or (N_frames,) for framewise tasks
+    <split>.speech_lengths.npy (N,) int64 frames of real audio (before padding to a fixed length)
+
+``key`` hashes the utterance list and the feature settings, so changed settings or a changed
+corpus get a new cache. The whole folder is written under a temporary name and renamed into
+place; a folder whose files do not match its manifest (truncated, partial) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from speechrnn.data.audio import load_utterance
+from speechrnn.data.corpus import SPLITS, Utterance
+from speechrnn.data.features import MFCC, FeatureSettings
+from speechrnn.errors import SpeechRNNError
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+SILENCE = "sil"  # framewise label of frames that no phone segment covers
+ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
+EXTRACT_BATCH = 64  # utterances per MFCC call
+
+
+@dataclass
+class SplitFeatures:
+    """One split of the cache, in memory."""
+
+    feats: Tensor  # (N_frames, F) float32
+    offsets: Tensor  # (N + 1,) int64
+    targets: Tensor  # (N,) or (N_frames,) int64
+    speech_lengths: Tensor  # (N,) int64 frames
+    keys: list[str]
+
+    @property
+    def lengths(self) -> Tensor:  # (N,) frames
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def cache_key(utterances: Sequence[Utterance], settings: FeatureSettings, task: str,
+              labels: Sequence[str]) -> str:
+    """Hash of everything that decides the cache's contents (file sizes stand in for contents)."""
+    digest = hashlib.sha256()
+    header = {"format": CACHE_FORMAT, "features": asdict(settings), "task": task, "labels": list(labels)}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for utt in utterances:
+        size = os.stat(utt.path).st_size if os.path.exists(utt.path) else -1
+        record = asdict(utt) | {"path": str(utt.path), "size": size}
+        digest.update(json.dumps(record, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def frame_targets(utt: Utterance, num_frames: int, hop_s: float, label_ids: dict[str, int]) -> np.ndarray:
+    """The phone under each frame's centre (frame t is centred at t * hop_s); ``sil`` elsewhere."""
+    centres = np.arange(num_frames) * hop_s
+    targets = np.full(num_frames, label_ids[SILENCE], dtype=np.int64)
+    for start_s, end_s, phone in utt.phones:
+        if phone not in label_ids:
+            raise SpeechRNNError(f"{utt.path}: phone {phone!r} is not in the vocabulary {sorted(label_ids)}")
+        targets[(centres >= start_s) & (centres < end_s)] = label_ids[phone]
+    return targets
+
+
+class FeatureCache:
+    """A cache folder: build it once from utterances, then load each split."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / "manifest.json"
+
+    def manifest(self) -> dict:
+        return json.loads(self.manifest_path.read_text())
+
+    def is_complete(self) -> bool:
+        """True when the manifest exists and every array has the size it records."""
+        try:
+            arrays = self.manifest()["arrays"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return all(
+            (self.directory / name).is_file() and (self.directory / name).stat().st_size == meta["bytes"]
+            for name, meta in arrays.items()
+        )
+
+    def build(self, utterances: Sequence[Utterance], settings: FeatureSettings, task: str,
+              labels: Sequence[str], dataset: str, key: str) -> None:
+        """Decode, extract and write every split, then rename the folder into place."""
+        if self.directory.exists():
+            log.warning("rebuilding incomplete feature cache %s", self.directory)
+            shutil.rmtree(self.directory)
+        staging = self.directory.with_name(f"{self.directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        manifest = {"format": CACHE_FORMAT, "key": key, "dataset": dataset, "task": task,
+                    "features": asdict(settings), "labels": list(labels), "splits": {},
+                    "arrays": {}, "skipped": []}
+        extractor = MFCC(settings)
+        label_ids = {label: i for i, label in enumerate(labels)}
+        try:
+            for split in SPLITS:
+                members = [u for u in utterances if u.split == split]
+                arrays, keys, skipped = _extract_split(members, extractor, task, label_ids, split)
+                manifest["skipped"] += skipped
+                manifest["splits"][split] = {"utterances": len(keys), "frames": len(arrays["feats"]),
+                                             "keys": keys}
+                for name, array in arrays.items():
+                    filename = f"{split}.{name}.npy"
+                    np.save(staging / filename, array)
+                    manifest["arrays"][filename] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                                                    "bytes": (staging / filename).stat().st_size}
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            os.replace(staging, self.directory)
+        except OSError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            if err.errno == errno.ENOSPC:
+                raise SpeechRNNError(
+                    f"no room left to write the feature cache in {staging.parent}; free some space or "
+                    "point SPEECHRNN_CACHE_DIR (or data.cache_dir) at a disk with room"
+                ) from err
+            raise
+        if not any(manifest["splits"][s]["utterances"] for s in SPLITS):
+            raise SpeechRNNError(f"no usable audio among the {len(utterances)} files of {dataset}")
+
+    def load(self, split: str) -> SplitFeatures:
+        arrays = {}
+        for name in ARRAYS:
+            path = self.directory / f"{split}.{name}.npy"
+            arrays[name] = torch.from_numpy(np.load(path, allow_pickle=False))
+        return SplitFeatures(**arrays, keys=self.manifest()["splits"][split]["keys"])
+
+
+def _extract_split(members, extractor, task, label_ids, split):
+    """Features of one split; unreadable files are skipped with a warning and listed."""
+    settings = extractor.settings
+    hop_s = settings.hop_length / settings.sample_rate
+    decoded, skipped = [], []
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+        results = pool.map(lambda u: _try_load(u, settings.sample_rate), members)
+        for utt, result in tqdm(zip(members, results), total=len(members), unit="clip",
+                                desc=f"features {split}", disable=not members, leave=False):
+            if isinstance(result, SpeechRNNError):
+                log.warning("skipping %s", result)
+                skipped.append({"key": utt.key, "path": str(utt.path), "reason": str(result)})
+            else:
+                decoded.append((utt, *result))
+    decoded.sort(key=lambda item: len(item[1]))  # similar lengths per MFCC call: little padding
+    feats, targets, speech_lengths, keys = [], [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(decoded), EXTRACT_BATCH):
+            chunk = decoded[start : start + EXTRACT_BATCH]
+            lengths = torch.tensor([len(wave) for _, wave, _ in chunk])
+            waves = torch.nn.utils.rnn.pad_sequence([wave for _, wave, _ in chunk], batch_first=True)
+            for (utt, _, speech_samples), frames in zip(chunk, extractor(waves, lengths)):
+                feats.append(frames.numpy())
+                keys.append(utt.key)
+                speech_lengths.append(min(len(frames), settings.num_frames(speech_samples)))
+                if task == "phones":
+                    targets.append(frame_targets(utt, len(frames), hop_s, label_ids))
+                elif utt.label in label_ids:
+                    targets.append(label_ids[utt.label])
+                else:
+                    raise SpeechRNNError(
+                        f"{utt.path}: label {utt.label!r} is not in the vocabulary {list(label_ids)}"
+                    )
+    order = np.argsort(keys, kind="stable")  # cache order follows the corpus's keys
+    lengths = np.array([len(feats[i]) for i in order], dtype=np.int64)
+    dim = settings.feature_dim
+    arrays = {
+        "feats": np.concatenate([feats[i] for i in order]) if feats else np.zeros((0, dim), np.float32),
+        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "targets": (np.concatenate([targets[i] for i in order] or [np.zeros(0)]) if task == "phones"
+                    else np.array([targets[i] for i in order])).astype(np.int64),
+        "speech_lengths": np.array([speech_lengths[i] for i in order], dtype=np.int64),
+    }
+    return arrays, [keys[i] for i in order], skipped
+
+
+def _try_load(utt: Utterance, sample_rate: int):
+    try:
+        return load_utterance(utt, sample_rate)
+    except SpeechRNNError as err:
+        return err

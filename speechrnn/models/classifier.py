@@ -1,0 +1,160 @@
+"""The LightningModule: normalise, encode, classify; accuracy overall and per length bucket."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import WandbLogger
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from speechrnn.data.batching import IGNORE_INDEX, Batch
+from speechrnn.metrics import LengthBucketAccuracy, bucket_names
+from speechrnn.models.encoder import RecurrentEncoder
+from speechrnn.models.heads import FrameHead, UtteranceHead
+
+
+
+class SpeechClassifier(L.LightningModule):
+    """A speech classifier built from one recurrent encoder and a softmax head.
+
+    ``labels``, ``input_size``, ``task``, ``length_buckets`` and ``label_folding`` come from the
+    data module (the CLI links them), so a checkpoint names its own vocabulary and features.
+
+    Args:
+        labels: class names, index = class id.
+        input_size: feature dimension F.
+        task: ``keyword`` (utterance head) or ``phones`` (frame head).
+        length_buckets: bucket edges in frames for accuracy against sequence length.
+        label_folding: labels merged for scoring (TIMIT 61 -> 39), or None.
+        cell, hidden_size, num_layers, bidirectional, dropout, nonlinearity, init, forget_bias:
+            see :class:`~speechrnn.models.encoder.RecurrentEncoder`.
+        pooling: how the utterance head reads the states (``last`` | ``mean`` | ``attention``).
+        lr, weight_decay: AdamW settings; ``lr_schedule`` ``cosine`` anneals over max_epochs.
+    """
+
+    def __init__(
+        self,
+        labels: list[str],
+        input_size: int,
+        task: Literal["keyword", "phones"] = "keyword",
+        length_buckets: list[int] = [50, 100, 150],  # noqa: B006
+        label_folding: dict[str, str] | None = None,
+        cell: Literal["rnn", "gru", "lstm"] = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        nonlinearity: Literal["tanh", "relu"] = "tanh",
+        init: Literal["default", "orthogonal", "identity"] = "default",
+        forget_bias: float = 1.0,
+        pooling: Literal["last", "mean", "attention"] = "last",
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: Literal["cosine", "constant"] = "cosine",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.labels = list(labels)
+        num_classes = len(self.labels)
+        self.register_buffer("feat_mean", torch.zeros(input_size))
+        self.register_buffer("feat_std", torch.ones(input_size))
+        self.encoder = RecurrentEncoder(input_size, cell, hidden_size, num_layers, bidirectional,
+                                        dropout, nonlinearity, init, forget_bias)
+        if task == "phones":
+            self.head = FrameHead(self.encoder.output_size, num_classes)
+        else:
+            self.head = UtteranceHead(self.encoder.output_size, num_classes, pooling)
+        # keyed "<split>_acc": a ModuleDict key may not shadow nn.Module.train
+        self.accuracy = torch.nn.ModuleDict({
+            f"{split}_acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=IGNORE_INDEX)
+            for split in ("train", "val", "test")
+        })
+        self.bucket_accuracy = torch.nn.ModuleDict({
+            split: LengthBucketAccuracy(length_buckets, IGNORE_INDEX) for split in ("val", "test")
+        })
+        folded = sorted(set((label_folding or {}).get(lab, lab) for lab in self.labels))
+        self.register_buffer("fold_ids", torch.tensor(
+            [folded.index((label_folding or {}).get(lab, lab)) for lab in self.labels]), persistent=False)
+        self.folded_accuracy = torch.nn.ModuleDict({
+            split: MulticlassAccuracy(len(folded), average="micro", ignore_index=IGNORE_INDEX)
+            for split in ("val", "test")
+        }) if label_folding else None
+        self.results: dict[str, dict] = {}  # per split: accuracy and the bucket table, for pipelines
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer else None
+        if stage == "fit" and datamodule is not None:  # a resumed run restores these afterwards
+            mean, std = datamodule.feature_stats()
+            self.feat_mean.copy_(mean)
+            self.feat_std.copy_(std)
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
+        """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
+        x = (feats - self.feat_mean) / self.feat_std
+        return self.head(self.encoder(x, lengths), lengths)
+
+    def _loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        logits = self(batch.feats, batch.lengths)
+        loss = F.cross_entropy(logits.flatten(0, -2), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
+        return loss, logits.argmax(-1)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss, preds = self._loss(batch)
+        self.accuracy["train_acc"](preds, batch.targets)
+        size = len(batch.lengths)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        self.log("train/acc", self.accuracy["train_acc"], on_step=False, on_epoch=True, batch_size=size)
+        return loss
+
+    def _eval_step(self, batch: Batch, split: str) -> None:
+        loss, preds = self._loss(batch)
+        size = len(batch.lengths)
+        self.accuracy[f"{split}_acc"](preds, batch.targets)
+        self.bucket_accuracy[split].update(preds, batch.targets, batch.speech_lengths)
+        self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=size)
+        self.log(f"{split}/acc", self.accuracy[f"{split}_acc"], prog_bar=split == "val", batch_size=size)
+        if self.folded_accuracy is not None:
+            valid = batch.targets != IGNORE_INDEX
+            folded_targets = torch.where(valid, self.fold_ids[batch.targets.clamp_min(0)], IGNORE_INDEX)
+            self.folded_accuracy[split](self.fold_ids[preds], folded_targets)
+            self.log(f"{split}/acc_folded", self.folded_accuracy[split], batch_size=size)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_buckets("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_buckets("test")
+
+    def _log_buckets(self, split: str) -> None:
+        accuracy, counts = self.bucket_accuracy[split].compute()
+        self.bucket_accuracy[split].reset()
+        names = bucket_names(self.hparams.length_buckets)
+        for name, acc, count in zip(names, accuracy.tolist(), counts.tolist()):
+            if count:
+                self.log(f"{split}/acc_len_{name}", acc, sync_dist=False)
+        rows = [[name, int(count), acc] for name, acc, count in zip(names, accuracy.tolist(), counts.tolist())]
+        self.results[split] = {"edges": list(self.hparams.length_buckets), "buckets": rows}
+        if isinstance(self.logger, WandbLogger) and not self.trainer.sanity_checking:
+            self.logger.log_table(f"{split}/acc_by_length", columns=["bucket", "count", "accuracy"], data=rows)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
+        self.log("train/grad_norm", torch.stack(norms).norm(), on_step=True, on_epoch=False)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                      weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_schedule == "constant":
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs))
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

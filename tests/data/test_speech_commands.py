@@ -1,0 +1,288 @@
+"""Speech Commands on a tiny tree in the archive's layout: splits, label sets, download, augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechrnn.data import speech_commands as sc
+from speechrnn.data.features import MFCC, FeatureSettings
+from speechrnn.data.speech_commands import (
+    CORE_WORDS,
+    SILENCE,
+    UNKNOWN,
+    NoiseMixer,
+    SpeechCommandsDataModule,
+    coeff_mask,
+    time_mask,
+    time_shift,
+)
+from speechrnn.errors import SpeechRNNError
+
+RATE = 16000
+CLIPS_PER_WORD = 6  # speaker s<i>: i == 4 is in validation_list.txt, i == 5 in testing_list.txt
+NOISE_S = 12.0
+
+
+def write_tree(corpus_dir, version=2):
+    """``speech_commands_v0.0<version>/``: every word with short tones, lists, background noise."""
+    tree = corpus_dir / f"speech_commands_v0.0{version}"
+    rng = np.random.default_rng(0)
+    validation, testing = [], []
+    for w, word in enumerate(sc.WORDS[version]):
+        (tree / word).mkdir(parents=True)
+        for i in range(CLIPS_PER_WORD):
+            seconds = 0.5 if i % 2 else 1.0  # odd speakers are short clips
+            t = np.arange(int(seconds * RATE)) / RATE
+            wave = 0.3 * np.sin(2 * np.pi * (200 + 40 * w) * t) + 0.01 * rng.standard_normal(len(t))
+            name = f"s{i}_nohash_0.wav"
+            sf.write(tree / word / name, wave.astype(np.float32), RATE, subtype="PCM_16")
+            {4: validation, 5: testing}.get(i, []).append(f"{word}/{name}")
+    (tree / "validation_list.txt").write_text("\n".join(validation) + "\n")
+    (tree / "testing_list.txt").write_text("\n".join(testing) + "\n")
+    (tree / sc.BACKGROUND_DIR).mkdir()
+    for name in ("white_noise", "pink_noise"):
+        noise = 0.1 * rng.standard_normal(int(NOISE_S * RATE))
+        sf.write(tree / sc.BACKGROUND_DIR / f"{name}.wav", noise.astype(np.float32), RATE)
+    return tree
+
+
+def module(tmp_path, **kwargs):
+    kwargs.setdefault("data_root", str(tmp_path / "data"))
+    kwargs.setdefault("cache_dir", str(tmp_path / "cache"))
+    return SpeechCommandsDataModule(**kwargs)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return write_tree(tmp_path / "data" / "speech_commands")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_vocabulary_is_known_without_any_data(tmp_path):
+    assert len(module(tmp_path, version=2).vocabulary()) == 35
+    assert len(module(tmp_path, version=1).vocabulary()) == 30
+    core = module(tmp_path, label_set="core12").vocabulary()
+    assert len(core) == 12 and {SILENCE, UNKNOWN} <= set(core) and set(CORE_WORDS) <= set(core)
+
+
+def test_unknown_version_or_label_set_is_a_user_error(tmp_path):
+    with pytest.raises(SpeechRNNError, match="choose 1 or 2"):
+        module(tmp_path, version=3)
+    with pytest.raises(SpeechRNNError, match="core12"):
+        module(tmp_path, label_set="core10")
+
+
+def test_official_lists_decide_validation_and_test(tree, tmp_path):
+    utterances = module(tmp_path).utterances()
+    assert len(utterances) == 35 * CLIPS_PER_WORD
+    assert [u.key for u in utterances] == sorted(u.key for u in utterances)
+    by_split = {s: {u.key for u in utterances if u.split == s} for s in ("validation", "test")}
+    assert by_split["validation"] == set((tree / "validation_list.txt").read_text().split())
+    assert by_split["test"] == set((tree / "testing_list.txt").read_text().split())
+    assert Counter(u.split for u in utterances)["train"] == 35 * 4
+    assert {u.speaker for u in utterances} == {f"s{i}" for i in range(CLIPS_PER_WORD)}
+
+
+def test_word_clips_are_padded_to_one_second(tree, tmp_path):
+    utterances = module(tmp_path).utterances()
+    short = [u for u in utterances if sf.info(str(u.path)).duration < 1.0]
+    assert short and all(u.pad_to_s == 1.0 for u in utterances)
+
+
+def test_version_1_tree_has_30_words(tmp_path):
+    write_tree(tmp_path / "data" / "speech_commands", version=1)
+    utterances = module(tmp_path, version=1).utterances()
+    assert len({u.label for u in utterances}) == 30
+
+
+def test_core12_adds_unknown_and_silence_in_the_recipes_proportions(tree, tmp_path):
+    utterances = module(tmp_path, label_set="core12", unknown_percent=25.0).utterances()
+    counts = Counter((u.split, u.label) for u in utterances)
+    # train has 10 core words x 4 clips: 25% -> 10 unknown, 10% -> 4 silence.
+    assert counts["train", UNKNOWN] == 10 and counts["train", SILENCE] == 4
+    assert counts["validation", UNKNOWN] == 3 and counts["validation", SILENCE] == 1
+    assert all(counts["train", word] == 4 for word in CORE_WORDS)
+    assert {u.label for u in utterances} == set(module(tmp_path, label_set="core12").vocabulary())
+    unknown_words = {u.path.parent.name for u in utterances if u.label == UNKNOWN}
+    assert unknown_words and not unknown_words & set(CORE_WORDS)
+
+
+def test_core12_sampling_is_deterministic_by_seed(tree, tmp_path):
+    def picks(seed):
+        return [(u.key, u.path, u.start_s) for u in
+                module(tmp_path, label_set="core12", seed=seed).utterances()
+                if u.label in (UNKNOWN, SILENCE)]
+
+    assert picks(0) == picks(0)
+    assert picks(0) != picks(1)
+
+
+def test_silence_windows_are_one_second_from_each_splits_share_of_the_noise(tree, tmp_path):
+    utterances = module(tmp_path, label_set="core12").utterances()
+    silences = [u for u in utterances if u.label == SILENCE]
+    assert {u.split for u in silences} == {"train", "validation", "test"}
+    for u in silences:
+        low, high = sc.NOISE_SPAN[u.split]
+        assert u.duration_s == 1.0 and u.path.parent.name == sc.BACKGROUND_DIR
+        assert low * NOISE_S <= u.start_s <= high * NOISE_S - 1.0 + 1e-3
+
+
+def test_present_tree_never_touches_the_network(tree, tmp_path, monkeypatch):
+    monkeypatch.setattr(sc, "URL", f"http://127.0.0.1:{_closed_port()}/sc_v0.0{{version}}.tar.gz")
+    module(tmp_path).download()
+    assert sorted(p.name for p in tree.parent.iterdir()) == [tree.name]
+
+
+def test_no_network_names_the_url_and_the_archive_path(tmp_path, monkeypatch):
+    url = f"http://127.0.0.1:{_closed_port()}/speech_commands_v0.0{{version}}.tar.gz"
+    monkeypatch.setattr(sc, "URL", url)
+    with pytest.raises(SpeechRNNError) as err:
+        module(tmp_path).download()
+    archive = tmp_path / "data" / "speech_commands" / "speech_commands_v0.02.tar.gz"
+    assert url.format(version=2) in str(err.value) and str(archive) in str(err.value)
+
+
+def test_download_unpacks_the_archive_into_the_version_folder(tmp_path, monkeypatch):
+    source = write_tree(tmp_path / "source")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:  # the archive has no top folder
+        for path in sorted(source.rglob("*")):
+            tar.add(path, arcname=f"./{path.relative_to(source)}", recursive=False)
+    archive = buffer.getvalue()
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "speech_commands_v0.02.tar.gz").write_bytes(archive)
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(sc, "URL", f"http://127.0.0.1:{httpd.server_address[1]}/"
+                                       "speech_commands_v0.0{version}.tar.gz")
+        monkeypatch.setitem(sc.SHA256, 2, hashlib.sha256(archive).hexdigest())
+        dm = module(tmp_path)
+        dm.download()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(dm.utterances()) == 35 * CLIPS_PER_WORD
+    assert sorted(p.name for p in dm.corpus_dir.iterdir()) == ["speech_commands_v0.02"]
+
+
+def test_incomplete_tree_names_what_is_missing(tree, tmp_path):
+    (tree / "testing_list.txt").unlink()
+    with pytest.raises(SpeechRNNError, match="testing_list.txt"):
+        module(tmp_path).utterances()
+
+
+def test_noise_mixing_needs_an_invertible_dct(tmp_path):
+    with pytest.raises(SpeechRNNError, match="n_mfcc == n_mels"):
+        module(tmp_path, noise_probability=0.5, n_mfcc=13)
+
+
+# ----- augmentation ---------------------------------------------------------------------------
+
+
+def test_time_shift_moves_frames_within_each_length_and_keeps_padding_zero():
+    torch.manual_seed(0)
+    feats = torch.arange(1.0, 11.0)[None, :, None].repeat(2, 1, 3)  # (2, 10, 3)
+    lengths = torch.tensor([10, 6])
+    feats[1, 6:] = 0
+    shifted = time_shift(feats, lengths, max_frames=3)
+    assert torch.all(shifted[1, 6:] == 0)
+    for b, n in enumerate(lengths.tolist()):
+        values = shifted[b, :n, 0]
+        steps = values.diff()
+        assert torch.all((steps == 0) | (steps == 1))  # a shifted ramp with repeated edges
+        assert values.min() >= 1 and values.max() <= n
+
+
+def test_time_masks_zero_whole_frames_inside_the_length():
+    torch.manual_seed(0)
+    feats = torch.ones(16, 50, 4)
+    lengths = torch.full((16,), 30)
+    masked = time_mask(feats, lengths, count=2, max_frames=5)
+    zero_frames = (masked == 0).all(-1)  # (B, T)
+    assert torch.all((masked == 0).any(-1) == zero_frames)
+    assert zero_frames.any() and not zero_frames[:, 30:].any()
+    assert torch.all(zero_frames.sum(1) <= 10)
+
+
+def test_coefficient_masks_hit_the_same_coefficients_in_every_delta_block():
+    torch.manual_seed(0)
+    feats = torch.ones(8, 5, 3 * 13)
+    masked = coeff_mask(feats, n_mfcc=13, count=1, max_width=4).view(8, 5, 3, 13)
+    hit = masked == 0
+    assert hit.any()
+    assert torch.all(hit == hit[:, :1, :1, :])  # same coefficients for every frame and block
+
+
+def _noise_setup(tmp_path):
+    settings = FeatureSettings(sample_rate=RATE, n_mfcc=40, n_mels=40)
+    mfcc = MFCC(settings)
+    rng = np.random.default_rng(1)
+    noise_path = tmp_path / "noise.wav"
+    sf.write(noise_path, (0.1 * rng.standard_normal(3 * RATE)).astype(np.float32), RATE)
+    t = torch.arange(RATE) / RATE
+    speech = (0.3 * torch.sin(2 * torch.pi * 440 * t)).float()
+    (ceps,) = mfcc(speech[None], torch.tensor([RATE]))
+    mean, std = ceps.mean(0), ceps.std(0)
+    return mfcc, NoiseMixer.from_files([noise_path], mfcc), ceps, mean, std
+
+
+def test_noise_mixing_is_the_identity_when_no_clip_is_chosen(tmp_path):
+    _, mixer, ceps, mean, std = _noise_setup(tmp_path)
+    feats = ((ceps - mean) / std)[None]
+    out = mixer(feats, torch.tensor([len(ceps)]), mean, std, probability=0.0, snr_db=(0.0, 0.0))
+    torch.testing.assert_close(out, feats, atol=1e-3, rtol=1e-3)
+
+
+def test_noise_mixing_matches_mfccs_of_the_mixed_waveform(tmp_path):
+    torch.manual_seed(0)
+    mfcc, mixer, ceps, mean, std = _noise_setup(tmp_path)
+    feats = ((ceps - mean) / std)[None]
+    out = mixer(feats, torch.tensor([len(ceps)]), mean, std, probability=1.0, snr_db=(0.0, 0.0))
+    mixed_db = (out[0] * std + mean) @ mfcc.dct.T
+    speech_db = ceps @ mfcc.dct.T
+    # The noise is stationary, so the mixture's spectrum is what white noise at 0 dB SNR adds.
+    t = torch.arange(RATE) / RATE
+    speech = 0.3 * torch.sin(2 * torch.pi * 440 * t)
+    noise = torch.randn(RATE, generator=torch.Generator().manual_seed(2))
+    noise *= speech.pow(2).mean().sqrt() / noise.pow(2).mean().sqrt()
+    (reference,) = mfcc((speech + noise)[None], torch.tensor([RATE]))
+    reference_db = reference @ mfcc.dct.T
+    # Mean mel-band level, away from the reflect-padded edge frames.
+    inner = slice(5, -5)
+    assert (mixed_db[inner] - reference_db[inner]).mean(0).abs().mean() < 1.5
+    assert (mixed_db[inner] - speech_db[inner]).mean(0).abs().mean() > 10
+
+
+def test_prepare_and_setup_give_core12_batches_and_augment_keeps_their_shape(tree, tmp_path):
+    dm = module(tmp_path, label_set="core12", batch_size=32, noise_probability=1.0,
+                time_shift_ms=50.0, time_masks=1, coeff_masks=1)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.splits["train"]) == 10 * 4 + 4 + 4
+    assert dm.noise_mixer is not None
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.feats.shape[0] == 32 and batch.feats.shape[2] == dm.feature_dim
+    assert torch.all(batch.lengths == 101)  # every clip padded (or cut) to one second
+    assert torch.all(batch.speech_lengths <= batch.lengths) and torch.any(batch.speech_lengths < 101)
+    augmented = dm.augment(batch)
+    assert augmented.feats.shape == batch.feats.shape and torch.isfinite(augmented.feats).all()
+    assert not torch.equal(augmented.feats, batch.feats)
+    assert torch.equal(augmented.targets, batch.targets)

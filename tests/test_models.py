@@ -1,0 +1,61 @@
+import lightning as L
+import pytest
+import torch
+
+from speechrnn.models.classifier import SpeechClassifier
+
+CELLS = ["rnn", "gru", "lstm"]
+
+
+def classifier(task="keyword", **kwargs):
+    return SpeechClassifier(labels=["a", "b", "c"], input_size=6, task=task, length_buckets=[5], **kwargs).eval()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+def test_padding_does_not_change_logits(cell, bidirectional, pooling):
+    torch.manual_seed(0)
+    model = classifier(cell=cell, bidirectional=bidirectional, pooling=pooling, num_layers=2)
+    utterance = torch.randn(7, 6)
+    alone = model(utterance[None], torch.tensor([7]))
+    neighbours = torch.randn(3, 12, 6)
+    neighbours[1, :7] = utterance
+    neighbours[1, 7:] = 0
+    batched = model(neighbours, torch.tensor([12, 7, 4]))
+    torch.testing.assert_close(batched[1], alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_does_not_change_framewise_logits(bidirectional):
+    torch.manual_seed(0)
+    model = classifier(task="phones", cell="lstm", bidirectional=bidirectional)
+    utterance = torch.randn(5, 6)
+    alone = model(utterance[None], torch.tensor([5]))[0]  # (T, C)
+    batch = torch.zeros(2, 9, 6)
+    batch[0] = torch.randn(9, 6)
+    batch[1, :5] = utterance
+    torch.testing.assert_close(model(batch, torch.tensor([9, 5]))[1, :5], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_each_cell_learns_the_tone_task_well_beyond_chance(cell, tone_data):
+    torch.manual_seed(0)
+    model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim, cell=cell,
+                             hidden_size=32, num_layers=1, pooling="mean", lr=1e-2,
+                             length_buckets=tone_data.length_buckets)
+    trainer = L.Trainer(max_epochs=25, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, datamodule=tone_data)
+    accuracy = trainer.test(model, datamodule=tone_data, verbose=False)[0]["test/acc"]
+    assert accuracy >= 0.9  # chance is 1/3
+    assert model.results["test"]["edges"] == [20, 40]
+    assert sum(count for _, count, _ in model.results["test"]["buckets"]) == len(tone_data.splits["test"])
+
+
+def test_normalisation_statistics_come_from_the_training_split(tone_data):
+    model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=tone_data)
+    torch.testing.assert_close(model.feat_mean, tone_data.splits["train"].feats.mean(0))
