@@ -6,16 +6,23 @@ every constructor argument of the data module and the model is a flag and a YAML
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from speechrnn.checkpoint import data_module_class
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.models.encoder import count_parameters
 from speechrnn.tracking import default_wandb_mode
 
 
@@ -44,22 +51,82 @@ class SpeechCLI(LightningCLI):
                 callback.init_args.dirpath = str(run_dir / "checkpoints")
         loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
         for logger in loggers:
-            if getattr(logger, "class_path", "").endswith("WandbLogger") and logger.init_args.get("save_dir") in (None, "."):
-                logger.init_args.save_dir = str(run_dir)
+            if getattr(logger, "class_path", "").endswith("WandbLogger"):
+                if logger.init_args.get("save_dir") in (None, "."):
+                    logger.init_args.save_dir = str(run_dir)
+                describe_wandb_run(logger.init_args, config)
         run_dir.mkdir(parents=True, exist_ok=True)
 
+    def before_fit(self) -> None:
+        self.fit_started = time.perf_counter()
+
     def after_fit(self) -> None:
-        if not self.config.fit.test_after_fit or self.trainer.fast_dev_run:
-            return
+        self.trainer.fit_seconds = time.perf_counter() - self.fit_started
+        if self.config.fit.test_after_fit and not self.trainer.fast_dev_run:
+            self.test_best_checkpoint()
+        if isinstance(self.trainer.logger, WandbLogger):
+            self.trainer.logger.experiment.finish()  # write the run's files now, not at exit
+
+    def test_best_checkpoint(self) -> None:
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
         results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None,
                                     weights_only=True)
         accuracy = results[0]["test/acc"]
+        write_run_results(Path(self.config.fit.run_dir), self.model, self.trainer, accuracy, best)
         print(f"best checkpoint: {best or '(none saved)'}")
         print(f"test accuracy: {accuracy:.4f}")
         if isinstance(self.trainer.logger, WandbLogger):
             self.trainer.logger.experiment.summary["test/acc"] = accuracy
+
+
+class SaveConfigToWandb(SaveConfigCallback):
+    """Also put the resolved config into the W&B run (key ``cli``), so the run says how to repeat it."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        if isinstance(trainer.logger, WandbLogger):
+            resolved = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+            trainer.logger.log_hyperparams({"cli": resolved})
+
+
+def describe_wandb_run(init_args, config) -> None:
+    """Fill in the W&B run name, group and tags the config leaves unset.
+
+    The group is the dataset and task, so runs of every encoder on the same data line up in one
+    workspace; the name says the encoder and frame hop; tags hold encoder, dataset and task.
+    Checkpoints are uploaded only online (Lightning refuses ``log_model`` with ``offline``);
+    offline they stay in ``run_dir/checkpoints``.
+    """
+    model, data = config.model, config.data.init_args
+    dataset = data_module_class(config.data.class_path, "the data config").name
+    direction = "-bi" if model.get("bidirectional") else ""
+    init_args.name = init_args.get("name") or (
+        f"{model.cell}{direction}-{model.num_layers}x{model.hidden_size}-hop{data.hop_ms:g}ms")
+    init_args.group = init_args.get("group") or f"{dataset}-{data.task}"
+    init_args.tags = init_args.get("tags") or [model.cell, dataset, data.task]
+    if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
+        init_args.log_model = False
+
+
+def write_run_results(run_dir: Path, model: SpeechClassifier, trainer, accuracy: float, checkpoint: str) -> Path:
+    """``run_dir/results.json``: what ``speechrnn compare`` and the pipelines read back."""
+    datamodule = trainer.datamodule
+    results = {
+        "cell": model.hparams.cell,
+        "dataset": datamodule.name,
+        "task": datamodule.task,
+        "hop_ms": datamodule.features.hop_ms,
+        "test": {"accuracy": accuracy, **model.results["test"]},
+        "parameters": count_parameters(model),
+        "train_seconds": getattr(trainer, "fit_seconds", None),
+        "epochs": trainer.current_epoch,
+        "checkpoint": checkpoint,
+    }
+    path = run_dir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+    return path
 
 
 def run_lightning(args: list[str] | None = None) -> SpeechCLI:
@@ -67,16 +134,30 @@ def run_lightning(args: list[str] | None = None) -> SpeechCLI:
         SpeechClassifier,
         SpeechDataModule,
         subclass_mode_data=True,
+        save_config_callback=SaveConfigToWandb,
         save_config_kwargs={"overwrite": True},
         args=args,
     )
 
 
+# Commands beyond LightningCLI's: each module has ``main(argv)``.
+TOOLS = {
+    "evaluate": "speechrnn.evaluate",
+    "predict": "speechrnn.predict",
+    "compare": "speechrnn.compare",
+    "gradients": "speechrnn.gradients",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` defaults to the command line."""
     default_wandb_mode()
+    args = sys.argv[1:] if argv is None else argv
     try:
-        run_lightning(argv)
+        if args and args[0] in TOOLS:
+            importlib.import_module(TOOLS[args[0]]).main(args[1:])
+        else:
+            run_lightning(argv)
     except SpeechRNNError as err:
         print(f"speechrnn: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightning as L
 import numpy as np
 import soundfile as sf
 
@@ -52,3 +55,17 @@ class ToneDataModule(SpeechDataModule):
             split = "train" if int(index) < 8 else "validation" if int(index) < 10 else "test"
             utterances.append(Utterance(key=path.stem, path=path, split=split, label=label))
         return utterances
+
+
+class EpochLog(L.Callback):
+    """Appends each started epoch to a file and raises KeyboardInterrupt (Ctrl+C) at ``stop_at``."""
+
+    def __init__(self, path: str, stop_at: int = -1) -> None:
+        self.path = Path(path)
+        self.stop_at = stop_at
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.stop_at:
+            raise KeyboardInterrupt
+        with self.path.open("a") as log:
+            log.write(f"{trainer.current_epoch}\n")

@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ CACHE_FORMAT = 1
 SILENCE = "sil"  # framewise label of frames that no phone segment covers
 ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
 EXTRACT_BATCH = 64  # utterances per MFCC call
+DECODE_AHEAD = 4  # batches decoded ahead of the MFCC, bounding the waveforms held in memory
 
 
 @dataclass
@@ -122,7 +124,8 @@ class FeatureCache:
         manifest = {"format": CACHE_FORMAT, "key": key, "dataset": dataset, "task": task,
                     "features": asdict(settings), "labels": list(labels), "splits": {},
                     "arrays": {}, "skipped": []}
-        extractor = MFCC(settings)
+        # on the GPU when there is one: the batched STFT is the cost once decoding is parallel
+        extractor = MFCC(settings).to("cuda" if torch.cuda.is_available() else "cpu")
         label_ids = {label: i for i, label in enumerate(labels)}
         try:
             for split in SPLITS:
@@ -158,32 +161,37 @@ class FeatureCache:
 
 
 def _extract_split(members, extractor, task, label_ids, split):
-    """Features of one split; unreadable files are skipped with a warning and listed."""
+    """Features of one split; unreadable files are skipped with a warning and listed.
+
+    A thread pool decodes a few batches ahead of the MFCC (soundfile and torch release the GIL).
+    Files go in order of size, so each MFCC batch holds similar lengths and little padding.
+    """
     settings = extractor.settings
     hop_s = settings.hop_length / settings.sample_rate
-    decoded, skipped = [], []
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
-        results = pool.map(lambda u: _try_load(u, settings.sample_rate), members)
-        for utt, result in tqdm(zip(members, results), total=len(members), unit="clip",
-                                desc=f"features {split}", disable=not members, leave=False):
-            if isinstance(result, SpeechRNNError):
-                log.warning("skipping %s", result)
-                skipped.append({"key": utt.key, "path": str(utt.path), "reason": str(result)})
-            else:
-                decoded.append((utt, *result))
-    decoded.sort(key=lambda item: len(item[1]))  # similar lengths per MFCC call: little padding
-    feats, targets, speech_lengths, keys = [], [], [], []
-    with torch.inference_mode():
-        for start in range(0, len(decoded), EXTRACT_BATCH):
-            chunk = decoded[start : start + EXTRACT_BATCH]
+    by_size = sorted(members, key=_size_hint)
+    feats, targets, speech_lengths, keys, skipped = [], [], [], [], []
+    progress = tqdm(total=len(members), unit="clip", desc=f"features {split}", disable=not members,
+                    leave=False)
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool, progress, torch.inference_mode():
+        for results in _decoded_batches(pool, by_size, settings.sample_rate):
+            for utt, result in results:
+                if isinstance(result, SpeechRNNError):
+                    log.warning("skipping %s", result)
+                    skipped.append({"key": utt.key, "path": str(utt.path), "reason": str(result)})
+            chunk = [(utt, *result) for utt, result in results if not isinstance(result, SpeechRNNError)]
+            progress.update(len(results))
+            if not chunk:
+                continue
             lengths = torch.tensor([len(wave) for _, wave, _ in chunk])
             waves = torch.nn.utils.rnn.pad_sequence([wave for _, wave, _ in chunk], batch_first=True)
-            for (utt, _, speech_samples), frames in zip(chunk, extractor(waves, lengths)):
-                feats.append(frames.numpy())
+            frames = extractor(waves.to(extractor.window.device), lengths)
+            counts = [len(f) for f in frames]
+            for (utt, _, speech_samples), utt_feats in zip(chunk, torch.cat(frames).cpu().split(counts)):
+                feats.append(utt_feats.numpy())
                 keys.append(utt.key)
-                speech_lengths.append(min(len(frames), settings.num_frames(speech_samples)))
+                speech_lengths.append(min(len(utt_feats), settings.num_frames(speech_samples)))
                 if task == "phones":
-                    targets.append(frame_targets(utt, len(frames), hop_s, label_ids))
+                    targets.append(frame_targets(utt, len(utt_feats), hop_s, label_ids))
                 elif utt.label in label_ids:
                     targets.append(label_ids[utt.label])
                 else:
@@ -208,3 +216,29 @@ def _try_load(utt: Utterance, sample_rate: int):
         return load_utterance(utt, sample_rate)
     except SpeechRNNError as err:
         return err
+
+
+def _decoded_batches(pool, members: Sequence[Utterance], sample_rate: int) -> Iterator[list]:
+    """``(utterance, (wave, speech_samples) or SpeechRNNError)`` in batches of EXTRACT_BATCH."""
+    starts = iter(range(0, len(members), EXTRACT_BATCH))
+    pending = deque()
+
+    def submit() -> None:
+        start = next(starts, None)
+        if start is not None:
+            batch = members[start : start + EXTRACT_BATCH]
+            pending.append([(u, pool.submit(_try_load, u, sample_rate)) for u in batch])
+
+    for _ in range(DECODE_AHEAD):
+        submit()
+    while pending:
+        batch = pending.popleft()
+        submit()
+        yield [(utt, future.result()) for utt, future in batch]
+
+
+def _size_hint(utt: Utterance) -> tuple[bool, float]:
+    """Sorts utterances roughly by length before decoding: windows by duration, files by bytes."""
+    if utt.duration_s is not None:
+        return (False, utt.duration_s)
+    return (True, os.stat(utt.path).st_size if os.path.exists(utt.path) else 0)

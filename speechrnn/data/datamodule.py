@@ -150,11 +150,15 @@ class SpeechDataModule(L.LightningDataModule):
             )
         self.cache = cache
         self.splits = {split: cache.load(split) for split in ("train", "validation", "test")}
+        train = self.splits["train"].feats
+        self.mean, self.std = train.mean(0), train.std(0).clamp_min(1e-5)  # (F,) each
 
     def feature_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-dimension mean and standard deviation over the training frames, ``(F,)`` each."""
-        feats = self.splits["train"].feats
-        return feats.mean(0), feats.std(0).clamp_min(1e-5)
+        """Per-dimension mean and standard deviation over the training frames, ``(F,)`` each.
+
+        The model keeps them as buffers and normalises its raw input, so a checkpoint carries them.
+        """
+        return self.mean, self.std
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         trainer = self.trainer

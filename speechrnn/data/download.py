@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import tarfile
 import urllib.error
 import urllib.request
@@ -47,15 +46,18 @@ def download(url: str, dest_file: Path, checksum: str, timeout_s: float = 60.0) 
     part = dest_file.with_name(dest_file.name + ".part")
     try:
         _fetch(url, part, timeout_s)
-    except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
         # An HTTPError's own text carries the status code; a URLError's reason is the OS error.
         reason = err if isinstance(err, urllib.error.HTTPError) else getattr(err, "reason", err)
         raise SpeechRNNError(
             f"cannot download {url} ({reason}); download it by hand and put it at {dest_file}"
         ) from err
     try:
-        _verify(part, checksum, fix=f"the download was removed; run again or put a good copy "
-                                    f"at {dest_file}")
+        _verify(
+            part,
+            checksum,
+            fix=f"the download was removed; run again or put a good copy at {dest_file}",
+        )
     except SpeechRNNError:
         part.unlink()
         raise

@@ -81,7 +81,7 @@ _collector = _Collector()
 
 
 @_SynthCallback
-def _on_synth(wav, n_samples, events):  # noqa: ANN001 (ctypes pointers)
+def _on_synth(wav, n_samples, events):  # ctypes pointers: (n_samples,) int16 and an event list
     if wav and n_samples > 0:
         _collector.chunks.append(ctypes.string_at(wav, n_samples * 2))
     i = 0

@@ -58,30 +58,20 @@ class MFCC(nn.Module):
     def __init__(self, settings: FeatureSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.melspec = T.MelSpectrogram(
-            sample_rate=settings.sample_rate,
-            n_fft=settings.n_fft,
-            win_length=settings.win_length,
-            hop_length=settings.hop_length,
-            n_mels=settings.n_mels,
-            center=False,  # centring is done per signal in forward
-        )
+        self.register_buffer("window", torch.hann_window(settings.win_length))
+        self.mel_scale = T.MelScale(settings.n_mels, settings.sample_rate, n_stft=settings.n_fft // 2 + 1)
         self.to_db = T.AmplitudeToDB("power", top_db=None)
         self.register_buffer("dct", AF.create_dct(settings.n_mfcc, settings.n_mels, "ortho"))
         self.compute_deltas = T.ComputeDeltas() if settings.deltas else None
 
     def forward(self, waves: Tensor, lengths: Tensor) -> list[Tensor]:
-        half = self.settings.n_fft // 2
-        width = int(lengths.max()) + 2 * half
-        padded = waves.new_zeros(len(waves), width)
-        for i, n in enumerate(lengths.tolist()):
-            signal = waves[i, :n]
-            if n <= half:  # reflect padding needs more samples than the pad
-                signal = nn.functional.pad(signal, (0, half + 1 - n))
-            padded[i, : n + 2 * half] = nn.functional.pad(
-                signal[None, None, :], (half, half), mode="reflect"
-            )[0, 0, : n + 2 * half]
-        mel_db = self.to_db(self.melspec(padded))  # (B, n_mels, T)
+        padded = reflect_pad(waves, lengths, self.settings.n_fft // 2)  # (B, S + n_fft)
+        settings = self.settings
+        stft = torch.stft(padded, settings.n_fft, settings.hop_length, settings.win_length,
+                          self.window, center=False, return_complex=True)  # (B, n_freq, T)
+        # |X|^2 as re^2 + im^2: three times faster on CPU than torchaudio's abs().pow(2)
+        power = stft.real.square() + stft.imag.square()
+        mel_db = self.to_db(self.mel_scale(power))  # (B, n_mels, T)
         ceps = (mel_db.transpose(1, 2) @ self.dct).contiguous()  # (B, T, n_mfcc)
         frames = [ceps[i, : self.settings.num_frames(n)] for i, n in enumerate(lengths.tolist())]
         if self.compute_deltas is not None:
@@ -92,3 +82,25 @@ class MFCC(nn.Module):
         d1 = self.compute_deltas(ceps.T)
         d2 = self.compute_deltas(d1)
         return torch.cat([ceps.T, d1, d2]).T.contiguous()
+
+
+def reflect_pad(waves: Tensor, lengths: Tensor, pad: int) -> Tensor:
+    """``(B, S)`` -> ``(B, max(lengths) + 2 * pad)``: each signal reflect-padded at its own length.
+
+    A few whole-batch ops (the edges are gathered, ``(B, pad)`` each) rather than one pad per
+    signal, whose many small parallel regions stall when decoder threads hold the cores. Zeros
+    follow each padded signal. A signal no longer than ``pad`` is first zero-extended to
+    ``pad + 1`` samples, as reflecting it needs.
+    """
+    lengths = lengths.to(waves.device)[:, None]  # (B, 1)
+    width = max(waves.shape[1], pad + 1)
+    steps = torch.arange(width, device=waves.device)[None, :]
+    signals = nn.functional.pad(waves, (0, width - waves.shape[1])) * (steps < lengths)  # (B, S)
+    out = nn.functional.pad(signals, (pad, pad))  # (B, S + 2 * pad), signal i at [pad, pad + n_i)
+    edge = torch.arange(1, pad + 1, device=waves.device)[None, :]  # (1, pad)
+    out[:, :pad] = signals[:, 1 : pad + 1].flip(1)  # x[pad], ..., x[1]
+    reflected_len = lengths.clamp_min(pad + 1)
+    # x[n-2], x[n-3], ... right after each signal (after its zero extension when it is short)
+    out.scatter_(1, reflected_len + pad - 1 + edge, signals.gather(1, reflected_len - 1 - edge))
+    out_steps = torch.arange(int(lengths.max()) + 2 * pad, device=waves.device)[None, :]
+    return out[:, : out_steps.shape[1]] * (out_steps < lengths + 2 * pad)

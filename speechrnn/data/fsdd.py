@@ -11,8 +11,8 @@ Splits, both deterministic:
 - ``speakers``: every recording of ``test_speakers`` is test; the other speakers' index 5-9 is
   validation and the rest train, so test measures unseen voices.
 
-The archive is GitHub's zip of the tag (the SHA-256 below was recorded from that archive; its
-tar.gz twin has no published checksum).
+The archive is GitHub's zip of the tag (16,419,872 bytes). The dataset publishes no checksum;
+the SHA-256 below is the one on public record for that zip (none is on record for the tar.gz).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ SHA256 = "c680098f5d2355ba7cc4bd8b0ca9e0a24c00ebe3b4c552208889a4d28d4fbc2b"
 ARCHIVE_TOP = "free-spoken-digit-dataset-1.0.10"
 DIGITS = [str(d) for d in range(10)]
 RECORDING = re.compile(r"(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)")
-TEST_INDICES = range(0, 5)
+TEST_INDICES = range(5)
 VALIDATION_INDICES = range(5, 10)
 SPLITS = ("conventional", "speakers")
 

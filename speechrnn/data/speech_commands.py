@@ -48,12 +48,40 @@ SHA256 = {
     1: "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
     2: "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
 }
-WORDS_V1 = (
-    "bed bird cat dog down eight five four go happy house left marvin nine no off on one right "
-    "seven sheila six stop three tree two up wow yes zero"
-).split()
-WORDS = {1: sorted(WORDS_V1), 2: sorted(WORDS_V1 + ["backward", "follow", "forward", "learn", "visual"])}
-CORE_WORDS = "yes no up down left right on off stop go".split()
+WORDS_V1 = [
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "wow",
+    "yes",
+    "zero",
+]
+WORDS = {1: WORDS_V1, 2: sorted(WORDS_V1 + ["backward", "follow", "forward", "learn", "visual"])}
+CORE_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
 BACKGROUND_DIR = "_background_noise_"
 CLIP_S = 1.0
@@ -146,8 +174,11 @@ class SpeechCommandsDataModule(SpeechDataModule):
 
     def _word_clips(self) -> list[Utterance]:
         """Every word clip, labelled with its word, in its official split."""
-        missing = [f for f in ("validation_list.txt", "testing_list.txt")
-                   if not (self.tree_dir / f).is_file()]
+        missing = [
+            f
+            for f in ("validation_list.txt", "testing_list.txt")
+            if not (self.tree_dir / f).is_file()
+        ]
         missing += [w for w in WORDS[self.version] if not (self.tree_dir / w).is_dir()]
         if missing:
             raise SpeechRNNError(
@@ -228,17 +259,20 @@ class SpeechCommandsDataModule(SpeechDataModule):
             self.noise_mixer = NoiseMixer.from_files(self.background_files(), MFCC(self.features))
 
     def augment(self, batch: Batch) -> Batch:
-        feats = batch.feats  # (B, T, F), normalised
+        mean, std = self.mean.to(batch.feats.device), self.std.to(batch.feats.device)
+        feats = (batch.feats - mean) / std  # (B, T, F), normalised: masks fill with the mean
         if self.noise_mixer is not None:
-            feats = self.noise_mixer(feats, batch.lengths, self.mean, self.std,
-                                     self.noise_probability, self.noise_snr_db)
+            feats = self.noise_mixer(feats, batch.lengths, mean, std, self.noise_probability, self.noise_snr_db)
         if self.time_shift_ms > 0:
-            feats = time_shift(feats, batch.lengths, round(self.time_shift_ms / self.features.hop_ms))
+            feats = time_shift(
+                feats, batch.lengths, round(self.time_shift_ms / self.features.hop_ms)
+            )
         if self.time_masks:
             feats = time_mask(feats, batch.lengths, self.time_masks, self.time_mask_frames)
         if self.coeff_masks:
             feats = coeff_mask(feats, self.features.n_mfcc, self.coeff_masks, self.coeff_mask_width)
-        return batch._replace(feats=feats)
+        valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < batch.lengths[:, None]
+        return batch._replace(feats=(feats * std + mean) * valid[..., None])  # raw, as the model takes
 
 
 class NoiseMixer:
@@ -273,17 +307,28 @@ class NoiseMixer:
                 banks.append(10 ** ((ceps @ mfcc.dct.T) / 10))  # (T, n_mels) mel power
         return cls(torch.cat(banks), mfcc.dct.clone())
 
-    def __call__(self, feats: Tensor, lengths: Tensor, mean: Tensor, std: Tensor,
-                 probability: float, snr_db: tuple[float, float]) -> Tensor:
+    def __call__(
+        self,
+        feats: Tensor,
+        lengths: Tensor,
+        mean: Tensor,
+        std: Tensor,
+        probability: float,
+        snr_db: tuple[float, float],
+    ) -> Tensor:
         batch, steps, _ = feats.shape
         device = feats.device
         self.noise_power = self.noise_power.to(device)
         self.dct = self.dct.to(device)
-        valid = (torch.arange(steps, device=device)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
+        valid = (torch.arange(steps, device=device)[None, :] < lengths[:, None])[
+            ..., None
+        ]  # (B, T, 1)
         speech = 10 ** (((feats * std + mean) @ self.dct.T) / 10)  # (B, T, n_mels)
         # One noise window per clip; a window may straddle two recordings (a negligible seam).
         starts = torch.randint(0, max(1, len(self.noise_power) - steps), (batch,), device=device)
-        rows = (starts[:, None] + torch.arange(steps, device=device)).clamp_(max=len(self.noise_power) - 1)
+        rows = (starts[:, None] + torch.arange(steps, device=device)).clamp_(
+            max=len(self.noise_power) - 1
+        )
         noise = self.noise_power[rows]  # (B, T, n_mels)
         speech_mean = (speech * valid).sum((1, 2)) / (valid.sum((1, 2)) * speech.shape[-1])
         noise_mean = (noise * valid).sum((1, 2)) / (valid.sum((1, 2)) * noise.shape[-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import lightning as L
@@ -9,13 +10,25 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from speechrnn.data.batching import IGNORE_INDEX, Batch
 from speechrnn.metrics import LengthBucketAccuracy, bucket_names
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import FrameHead, UtteranceHead
+from speechrnn.models.transformer import TransformerEncoder
 
+SPIKE_FACTOR = 10.0  # a gradient norm this many times its running mean counts as a spike
+NORM_DECAY = 0.9  # weight of the past in that running mean
+
+
+def build_encoder(input_size: int, cell: str, hidden_size: int, num_layers: int, bidirectional: bool,
+                  dropout: float, nonlinearity: str, init: str, forget_bias: float):
+    """The encoder behind the ``cell`` key: a recurrent cell, or the Transformer reference."""
+    if cell == "transformer":
+        return TransformerEncoder(input_size, hidden_size, num_layers, dropout)
+    return RecurrentEncoder(input_size, cell, hidden_size, num_layers, bidirectional, dropout,
+                            nonlinearity, init, forget_bias)
 
 
 class SpeechClassifier(L.LightningModule):
@@ -31,7 +44,9 @@ class SpeechClassifier(L.LightningModule):
         length_buckets: bucket edges in frames for accuracy against sequence length.
         label_folding: labels merged for scoring (TIMIT 61 -> 39), or None.
         cell, hidden_size, num_layers, bidirectional, dropout, nonlinearity, init, forget_bias:
-            see :class:`~speechrnn.models.encoder.RecurrentEncoder`.
+            see :class:`~speechrnn.models.encoder.RecurrentEncoder`; ``cell: transformer`` builds
+            :class:`~speechrnn.models.transformer.TransformerEncoder` from ``hidden_size``,
+            ``num_layers`` and ``dropout`` (it reads both directions by design).
         pooling: how the utterance head reads the states (``last`` | ``mean`` | ``attention``).
         lr, weight_decay: AdamW settings; ``lr_schedule`` ``cosine`` anneals over max_epochs.
     """
@@ -43,7 +58,7 @@ class SpeechClassifier(L.LightningModule):
         task: Literal["keyword", "phones"] = "keyword",
         length_buckets: list[int] = [50, 100, 150],  # noqa: B006
         label_folding: dict[str, str] | None = None,
-        cell: Literal["rnn", "gru", "lstm"] = "gru",
+        cell: Literal["rnn", "gru", "lstm", "transformer"] = "gru",
         hidden_size: int = 128,
         num_layers: int = 2,
         bidirectional: bool = False,
@@ -62,8 +77,8 @@ class SpeechClassifier(L.LightningModule):
         num_classes = len(self.labels)
         self.register_buffer("feat_mean", torch.zeros(input_size))
         self.register_buffer("feat_std", torch.ones(input_size))
-        self.encoder = RecurrentEncoder(input_size, cell, hidden_size, num_layers, bidirectional,
-                                        dropout, nonlinearity, init, forget_bias)
+        self.encoder = build_encoder(input_size, cell, hidden_size, num_layers, bidirectional,
+                                     dropout, nonlinearity, init, forget_bias)
         if task == "phones":
             self.head = FrameHead(self.encoder.output_size, num_classes)
         else:
@@ -76,6 +91,10 @@ class SpeechClassifier(L.LightningModule):
         self.bucket_accuracy = torch.nn.ModuleDict({
             split: LengthBucketAccuracy(length_buckets, IGNORE_INDEX) for split in ("val", "test")
         })
+        # rows are true classes; macro accuracy (mean recall over classes present) comes from it
+        self.confusion = torch.nn.ModuleDict({
+            split: MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX) for split in ("val", "test")
+        })
         folded = sorted(set((label_folding or {}).get(lab, lab) for lab in self.labels))
         self.register_buffer("fold_ids", torch.tensor(
             [folded.index((label_folding or {}).get(lab, lab)) for lab in self.labels]), persistent=False)
@@ -84,6 +103,8 @@ class SpeechClassifier(L.LightningModule):
             for split in ("val", "test")
         }) if label_folding else None
         self.results: dict[str, dict] = {}  # per split: accuracy and the bucket table, for pipelines
+        self.stability = {"nonfinite_losses": 0, "grad_spikes": 0, "max_grad_norm": 0.0, "steps": 0}
+        self._mean_grad_norm: float | None = None
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer else None
@@ -104,6 +125,7 @@ class SpeechClassifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, preds = self._loss(batch)
+        self.stability["nonfinite_losses"] += int(not torch.isfinite(loss))
         self.accuracy["train_acc"](preds, batch.targets)
         size = len(batch.lengths)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
@@ -115,6 +137,7 @@ class SpeechClassifier(L.LightningModule):
         size = len(batch.lengths)
         self.accuracy[f"{split}_acc"](preds, batch.targets)
         self.bucket_accuracy[split].update(preds, batch.targets, batch.speech_lengths)
+        self.confusion[split].update(preds, batch.targets)
         self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=size)
         self.log(f"{split}/acc", self.accuracy[f"{split}_acc"], prog_bar=split == "val", batch_size=size)
         if self.folded_accuracy is not None:
@@ -143,13 +166,50 @@ class SpeechClassifier(L.LightningModule):
             if count:
                 self.log(f"{split}/acc_len_{name}", acc, sync_dist=False)
         rows = [[name, int(count), acc] for name, acc, count in zip(names, accuracy.tolist(), counts.tolist())]
-        self.results[split] = {"edges": list(self.hparams.length_buckets), "buckets": rows}
+        confusion = self.confusion[split].compute()  # (C, C), rows are true classes
+        self.confusion[split].reset()
+        support = confusion.sum(1)
+        macro = (confusion.diag()[support > 0] / support[support > 0]).mean()
+        self.log(f"{split}/acc_macro", macro)
+        self.results[split] = {"edges": list(self.hparams.length_buckets), "buckets": rows,
+                               "macro_accuracy": macro.item(), "confusion": confusion.tolist()}
         if isinstance(self.logger, WandbLogger) and not self.trainer.sanity_checking:
-            self.logger.log_table(f"{split}/acc_by_length", columns=["bucket", "count", "accuracy"], data=rows)
+            self._log_wandb_length_plot(split, rows)
+
+    def _log_wandb_length_plot(self, split: str, rows: list[list]) -> None:
+        """The bucket table and a line of accuracy against length (bucket centres in frames)."""
+        import wandb
+
+        from speechrnn.plots import bucket_centres
+
+        centres = bucket_centres(self.hparams.length_buckets, rows)
+        data = [[name, centre, count, acc if count else None]  # empty buckets: no point on the line
+                for (name, count, acc), centre in zip(rows, centres)]
+        table = wandb.Table(columns=["bucket", "length_frames", "count", "accuracy"], data=data)
+        chart = wandb.plot.line(table, "length_frames", "accuracy",
+                                title=f"{split} accuracy against sequence length")
+        self.logger.experiment.log({f"{split}/acc_by_length": table, f"{split}/acc_by_length_plot": chart,
+                                    "trainer/global_step": self.global_step})
 
     def on_before_optimizer_step(self, optimizer) -> None:
         norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
-        self.log("train/grad_norm", torch.stack(norms).norm(), on_step=True, on_epoch=False)
+        norm = torch.stack(norms).norm()
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        self._count_spike(norm.item())
+
+    def _count_spike(self, norm: float) -> None:
+        """Gradient norms (before clipping) far above their running mean, or not finite: explosions."""
+        stats = self.stability
+        stats["steps"] += 1
+        finite = math.isfinite(norm)
+        if not finite or (self._mean_grad_norm is not None and norm > SPIKE_FACTOR * self._mean_grad_norm):
+            stats["grad_spikes"] += 1
+        if finite:
+            stats["max_grad_norm"] = max(stats["max_grad_norm"], norm)
+            previous = norm if self._mean_grad_norm is None else self._mean_grad_norm
+            self._mean_grad_norm = NORM_DECAY * previous + (1 - NORM_DECAY) * norm
+        self.log("train/grad_spikes", float(stats["grad_spikes"]), on_step=True, on_epoch=False)
+        self.log("train/nonfinite_losses", float(stats["nonfinite_losses"]), on_step=True, on_epoch=False)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,

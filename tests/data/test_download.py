@@ -8,7 +8,6 @@ import io
 import socket
 import tarfile
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,7 @@ from speechrnn.errors import SpeechRNNError
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
     """Serves ``server.files`` (name -> bytes) and honours ``Range: bytes=N-``."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.server.range_headers.append(self.headers.get("Range"))
         body = self.server.files.get(self.path.lstrip("/"))
         if body is None:

@@ -73,11 +73,14 @@ def test_speaker_split_holds_out_every_recording_of_the_test_speakers(recordings
     assert Counter(u.split for u in others) == {"validation": 2 * 10 * 5, "train": 2 * 10 * 7}
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"split": "speakers"},
-    {"split": "conventional", "test_speakers": ["bob"]},
-    {"split": "random"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"split": "speakers"},
+        {"split": "conventional", "test_speakers": ["bob"]},
+        {"split": "random"},
+    ],
+)
 def test_inconsistent_split_arguments_are_user_errors(tmp_path, kwargs):
     with pytest.raises(SpeechRNNError, match="FSDD"):
         module(tmp_path, **kwargs)
@@ -138,7 +141,10 @@ def test_prepare_and_setup_give_batches_of_8_khz_features(recordings, tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     assert {split: len(dm.splits[split]) for split in dm.splits} == {
-        "train": 60, "validation": 150, "test": 150}
+        "train": 60,
+        "validation": 150,
+        "test": 150,
+    }
     batches = list(dm.train_dataloader())
     assert sum(len(b.lengths) for b in batches) == 60
     assert all(b.feats.shape[2] == dm.feature_dim for b in batches)

@@ -125,9 +125,11 @@ def test_core12_adds_unknown_and_silence_in_the_recipes_proportions(tree, tmp_pa
 
 def test_core12_sampling_is_deterministic_by_seed(tree, tmp_path):
     def picks(seed):
-        return [(u.key, u.path, u.start_s) for u in
-                module(tmp_path, label_set="core12", seed=seed).utterances()
-                if u.label in (UNKNOWN, SILENCE)]
+        return [
+            (u.key, u.path, u.start_s)
+            for u in module(tmp_path, label_set="core12", seed=seed).utterances()
+            if u.label in (UNKNOWN, SILENCE)
+        ]
 
     assert picks(0) == picks(0)
     assert picks(0) != picks(1)
@@ -171,8 +173,11 @@ def test_download_unpacks_the_archive_into_the_version_folder(tmp_path, monkeypa
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(sc, "URL", f"http://127.0.0.1:{httpd.server_address[1]}/"
-                                       "speech_commands_v0.0{version}.tar.gz")
+        monkeypatch.setattr(
+            sc,
+            "URL",
+            f"http://127.0.0.1:{httpd.server_address[1]}/speech_commands_v0.0{{version}}.tar.gz",
+        )
         monkeypatch.setitem(sc.SHA256, 2, hashlib.sha256(archive).hexdigest())
         dm = module(tmp_path)
         dm.download()
@@ -272,16 +277,25 @@ def test_noise_mixing_matches_mfccs_of_the_mixed_waveform(tmp_path):
 
 
 def test_prepare_and_setup_give_core12_batches_and_augment_keeps_their_shape(tree, tmp_path):
-    dm = module(tmp_path, label_set="core12", batch_size=32, noise_probability=1.0,
-                time_shift_ms=50.0, time_masks=1, coeff_masks=1)
+    dm = module(
+        tmp_path,
+        label_set="core12",
+        batch_size=48,
+        noise_probability=1.0,
+        time_shift_ms=50.0,
+        time_masks=1,
+        coeff_masks=1,
+    )
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.splits["train"]) == 10 * 4 + 4 + 4
     assert dm.noise_mixer is not None
     batch = next(iter(dm.train_dataloader()))
-    assert batch.feats.shape[0] == 32 and batch.feats.shape[2] == dm.feature_dim
+    assert batch.feats.shape[0] == 48 and batch.feats.shape[2] == dm.feature_dim
     assert torch.all(batch.lengths == 101)  # every clip padded (or cut) to one second
-    assert torch.all(batch.speech_lengths <= batch.lengths) and torch.any(batch.speech_lengths < 101)
+    assert torch.all(batch.speech_lengths <= batch.lengths) and torch.any(
+        batch.speech_lengths < 101
+    )
     augmented = dm.augment(batch)
     assert augmented.feats.shape == batch.feats.shape and torch.isfinite(augmented.feats).all()
     assert not torch.equal(augmented.feats, batch.feats)

@@ -1,0 +1,116 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechrnn.cli import main
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A small GRU fitted on the tone corpus until it tells the tones apart, then tested: its run."""
+    root = tmp_path_factory.mktemp("evaluate")
+    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+          "--data", "tones.ToneDataModule", "--data.data_root", str(root / "data"),
+          "--data.cache_dir", str(root / "cache"), "--data.batch_size", "8", "--run_dir", str(root / "run"),
+          "--trainer.max_epochs", "15", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+          "--model.hidden_size", "32", "--model.num_layers", "1", "--model.pooling", "mean", "--model.lr", "0.01",
+          "--data.length_buckets", "[30, 45]"])
+    return root / "run"
+
+
+def evaluate(*args) -> None:
+    main(["evaluate", *map(str, args)])
+
+
+def fails(capsys, *args) -> str:
+    """The one-line error of ``speechrnn evaluate args``, which must exit with status 2."""
+    with pytest.raises(SystemExit) as exit_:
+        evaluate(*args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("speechrnn: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_lightning_checkpoints_load_with_weights_only(run):
+    raw = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
+    assert raw["hyper_parameters"]["labels"] == ["0", "1", "2"]
+    assert raw["datamodule_hyper_parameters"]["_class_path"] == "tones.ToneDataModule"
+    assert {"feat_mean", "feat_std"} <= raw["state_dict"].keys()
+
+
+def test_evaluate_on_the_test_split_matches_the_training_runs_test(run, tmp_path, capsys):
+    trained = json.loads((run / "results.json").read_text())["test"]
+    evaluate(run / "checkpoints/best.ckpt", "--json", tmp_path / "eval.json", "--plot", tmp_path / "eval.png",
+             "--confusion", tmp_path / "confusion.png", "--device", "cpu")
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "eval.json").read_text())
+    scores = report["test"]
+    assert report["split"] == "test" and report["dataset"] == "tones"
+    assert scores["accuracy"] == pytest.approx(trained["accuracy"])
+    assert scores["macro_accuracy"] == pytest.approx(trained["macro_accuracy"])
+    assert scores["edges"] == [30, 45] and scores["edges_s"] == [0.3, 0.45]
+    assert [row[:2] for row in scores["buckets"]] == [row[:2] for row in trained["buckets"]]
+    assert sum(count for _, count, _ in scores["buckets"]) == scores["utterances"] == 6
+    assert f"accuracy: {100 * trained['accuracy']:.2f}%" in out and "0.30-0.45" in out
+    for png in ("eval.png", "confusion.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_on_a_labelled_folder_of_the_test_files_gives_the_same_accuracy(run, tmp_path):
+    trained = json.loads((run / "results.json").read_text())["test"]
+    tones = run.parent / "data/tones"
+    for wav in tones.glob("*_1[01].wav"):  # the test split of tones.ToneDataModule
+        label = wav.stem.split("_")[0]
+        (tmp_path / "folder" / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(wav, tmp_path / "folder" / label / wav.name)
+    evaluate(run / "checkpoints/best.ckpt", "--dataset", "folder", "--data-root", tmp_path / "folder",
+             "--cache-dir", tmp_path / "cache", "--json", tmp_path / "folder.json")
+    scores = json.loads((tmp_path / "folder.json").read_text())["test"]
+    assert scores["utterances"] == 6
+    assert scores["accuracy"] == pytest.approx(trained["accuracy"])
+    assert [row[:2] for row in scores["buckets"]] == [row[:2] for row in trained["buckets"]]
+
+
+def test_bucket_edges_and_the_validation_split_can_be_chosen(run, tmp_path):
+    evaluate(run / "checkpoints/best.ckpt", "--split", "validation", "--buckets", "10,20,40",
+             "--batch-size", "2", "--json", tmp_path / "val.json")
+    report = json.loads((tmp_path / "val.json").read_text())
+    assert report["split"] == "validation"
+    assert [row[0] for row in report["validation"]["buckets"]] == ["0000-0010", "0010-0020", "0020-0040",
+                                                                   "0040-inf"]
+    assert report["validation"]["utterances"] == 6
+
+
+def test_a_missing_checkpoint_is_named(tmp_path, capsys):
+    err = fails(capsys, tmp_path / "nope.ckpt")
+    assert f"checkpoint {tmp_path / 'nope.ckpt'} not found" in err and "speechrnn fit" in err
+
+
+def test_an_unreadable_checkpoint_is_named(tmp_path, capsys):
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint at all")
+    assert f"cannot read checkpoint {tmp_path / 'bad.ckpt'}" in fails(capsys, tmp_path / "bad.ckpt")
+
+
+def test_a_checkpoint_of_another_project_is_refused(tmp_path, capsys):
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"lr": 0.1}}, tmp_path / "other.ckpt")
+    err = fails(capsys, tmp_path / "other.ckpt")
+    assert "is not a speechrnn checkpoint" in err and "hyper_parameters.labels" in err
+
+
+def test_labels_outside_the_checkpoints_vocabulary_are_listed(run, tmp_path, capsys):
+    for label in ("1", "cat", "dog"):
+        (tmp_path / "folder" / label).mkdir(parents=True)
+        shutil.copy(run.parent / "data/tones/1_10.wav", tmp_path / "folder" / label / "a.wav")
+    err = fails(capsys, run / "checkpoints/best.ckpt", "--dataset", "folder", "--data-root", tmp_path / "folder")
+    assert "labels ['cat', 'dog']" in err and "does not know" in err
+
+
+def test_a_data_root_without_the_dataset_is_named(run, tmp_path, capsys):
+    err = fails(capsys, run / "checkpoints/best.ckpt", "--data-root", tmp_path)
+    assert f"{tmp_path} holds no tones/ folder" in err and "--data-root" in err
