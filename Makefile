@@ -33,5 +33,17 @@ test: install  ## the test suite (under 10 minutes on 2 CPU cores)
 test-slow: install  ## the slow tests kept out of `make test`
 	$(VENV)/bin/pytest -q -m slow
 
+sweep: install  ## accuracy, gradients and cost against length: make sweep ARGS="--grid configs/sweep/full.yaml"
+	OMP_NUM_THREADS=1 $(PY) -m pipelines.sweep --out runs/sweep $(ARGS)
+
+# FSDD is read where it lies (read-only is fine); without a copy beside the clone it is downloaded.
+# One torch thread per process: on a shared CPU, multi-threaded ops wait on descheduled threads
+# and timings swing tenfold; both sides of every comparison run the same way.
+FSDD_ROOT ?= $(if $(wildcard ../shared/data/fsdd/recordings),../shared/data,data)
+BENCH_OUT ?= runs/bench
+
+bench: install  ## data-path throughput against a standard baseline, on CPU (FSDD_ROOT=<folder with fsdd/>)
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.run --fsdd_root $(FSDD_ROOT) --out $(BENCH_OUT) $(ARGS)
+
 lint: install  ## ruff
 	$(VENV)/bin/ruff check speechrnn pipelines tests benchmarks

@@ -4,40 +4,33 @@
     python -m benchmarks.step_time --device cuda --out runs/bench
 
 Writes ``step_time.md`` and ``step_time.png`` to ``--out``. Memory is the peak the CUDA allocator
-saw on a GPU; on the CPU it is the growth of the process's peak resident set (a coarse bound:
-it only grows, so lengths are measured shortest first).
+saw on a GPU; on the CPU, where no allocator keeps a peak, it is the bytes autograd saved for the
+backward pass (the activations, which is what grows with length).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
 
-from speechrnn.models.classifier import SpeechClassifier  # noqa: E402
+from speechrnn.models.classifier import SpeechClassifier
 
 ENCODERS = ("rnn", "gru", "lstm", "transformer")
 LENGTHS = (50, 100, 200, 500, 1000, 2000)  # frames
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
-
-
 def step_time(cell: str, frames: int, batch_size: int = 32, feature_dim: int = 20, hidden_size: int = 64,
               num_layers: int = 1, repeats: int = 3, device: str = "cpu") -> tuple[float, float]:
     """Median seconds of one forward+backward pass on a ``(batch_size, frames, feature_dim)`` batch,
-    and the peak memory (MiB) it added."""
+    and its memory in MiB (CUDA: peak allocated; CPU: saved for backward)."""
     device = torch.device(device)
     model = SpeechClassifier(labels=[str(i) for i in range(10)], input_size=feature_dim, cell=cell,
                              hidden_size=hidden_size, num_layers=num_layers).to(device)
@@ -46,18 +39,29 @@ def step_time(cell: str, frames: int, batch_size: int = 32, feature_dim: int = 2
     targets = torch.randint(0, 10, (batch_size,), device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    before = peak_memory_mb(device) if device.type == "cpu" else 0.0
+    saved_bytes = 0
+
+    def count(tensor):
+        nonlocal saved_bytes
+        saved_bytes += tensor.numel() * tensor.element_size()
+        return tensor
+
     times = []
     for _ in range(repeats + 1):  # the first pass warms up kernels and allocators
         model.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        F.cross_entropy(model(feats, lengths), targets).backward()
+        saved_bytes = 0
+        with torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
+            loss = F.cross_entropy(model(feats, lengths), targets)
+        loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[repeats // 2], peak_memory_mb(device) - before
+    if device.type == "cuda":
+        return sorted(times[1:])[repeats // 2], torch.cuda.max_memory_allocated(device) / 2**20
+    return sorted(times[1:])[repeats // 2], saved_bytes / 2**20
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,8 +77,9 @@ def main(argv: list[str] | None = None) -> None:
                    for n in args.lengths] for cell in args.encoders}
     args.out.mkdir(parents=True, exist_ok=True)
     header = "| encoder | " + " | ".join(f"{n} fr" for n in args.lengths) + " |"
-    lines = [f"Forward+backward per batch of {args.batch_size} on {args.device} (hidden {args.hidden_size}, "
-             "1 layer): milliseconds, peak memory added in MiB.", "", header,
+    title = (f"Forward+backward per batch of {args.batch_size} on {args.device} (hidden {args.hidden_size}, "
+             "1 layer): milliseconds; MiB peak allocated (CUDA) or saved for backward (CPU).")
+    lines = [title, "", header,
              "|" + "---|" * (len(args.lengths) + 1)]
     for cell, cells in rows.items():
         lines.append(f"| {cell} | " + " | ".join(f"{1000 * s:.0f} ms, {mb:.0f} MiB" for s, mb in cells) + " |")

@@ -8,6 +8,10 @@ reuse it, and the other clip values rerun ``clip_seeds`` to show what clipping s
 go to one W&B group (offline unless logged in). A run whose ``record.json`` exists is skipped, so
 an interrupted sweep resumes. Writes ``results.json``, ``table.md``, ``accuracy_vs_length.png``
 and ``gradients.png`` (gradient through time per encoder at the longest delay) to ``--out``.
+
+On a shared CPU run it with ``OMP_NUM_THREADS=1`` (``make sweep`` does): these small recurrent
+steps gain nothing from a second thread, and threads spinning against other jobs made each run
+about 25 times slower in our measurements.
 """
 
 from __future__ import annotations
@@ -24,20 +28,20 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import yaml
+from tqdm import tqdm
 
-from speechrnn.cli import run_lightning  # noqa: E402
-from speechrnn.errors import SpeechRNNError  # noqa: E402
-from speechrnn.gradients import (  # noqa: E402
+from speechrnn.cli import run_lightning
+from speechrnn.errors import SpeechRNNError
+from speechrnn.gradients import (
     decay_factor,
     initialised_copy,
     input_gradient_norms,
     plot_gradient_norms,
 )
-from speechrnn.tracking import default_wandb_mode  # noqa: E402
+from speechrnn.tracking import default_wandb_mode
 
 CHANCE_LINE = 0.5  # the accuracy whose crossing the table reports
 
@@ -184,7 +188,8 @@ def write_table(records: list[dict], summary: dict, grid: dict, path: Path) -> N
         lines.append(f"| {name} | " + " | ".join(
             f"{row[f]['decay_trained']:.3f} ({row[f]['decay_init']:.3f})" if f in row else "-" for f in lengths) + " |")
     lines += ["", "## Clipping: test accuracy (%), gradient-norm spikes / non-finite losses, max grad norm",
-              "", "| run | clip on | clip off |", "|---|---|---|"]
+              "", "| run | " + " | ".join(f"clip {c:g}" for c in grid["clips"]) + " |",
+              "|---" * (len(grid["clips"]) + 1) + "|"]
     by_key = {(r["encoder"], r["hidden_size"], r["delay_s"], r["lr"], r["seed"], r["clip"]): r for r in records}
     for r in records:
         if r["clip"] != grid["clips"][0] or not r["selected"] or r["seed"] not in grid["clip_seeds"]:

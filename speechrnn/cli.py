@@ -98,12 +98,13 @@ def describe_wandb_run(init_args, config) -> None:
     offline they stay in ``run_dir/checkpoints``.
     """
     model, data = config.model, config.data.init_args
-    dataset = data_module_class(config.data.class_path, "the data config").name
+    data_class = data_module_class(config.data.class_path, "the data config")
+    task = data.get("task") or data_class.tasks[0]  # wrappers (the delayed task) take no task
+    hop = f"-hop{data.hop_ms:g}ms" if data.get("hop_ms") else ""
     direction = "-bi" if model.get("bidirectional") else ""
-    init_args.name = init_args.get("name") or (
-        f"{model.cell}{direction}-{model.num_layers}x{model.hidden_size}-hop{data.hop_ms:g}ms")
-    init_args.group = init_args.get("group") or f"{dataset}-{data.task}"
-    init_args.tags = init_args.get("tags") or [model.cell, dataset, data.task]
+    init_args.name = init_args.get("name") or f"{model.cell}{direction}-{model.num_layers}x{model.hidden_size}{hop}"
+    init_args.group = init_args.get("group") or f"{data_class.name}-{task}"
+    init_args.tags = init_args.get("tags") or [model.cell, data_class.name, task]
     if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
         init_args.log_model = False
 

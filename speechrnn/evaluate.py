@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 from dataclasses import asdict
+from itertools import pairwise
 from pathlib import Path
 
 import lightning as L
@@ -20,7 +21,6 @@ from speechrnn.checkpoint import Checkpoint, data_module_class, load_checkpoint
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.folder import FolderDataModule
 from speechrnn.errors import SpeechRNNError
-from speechrnn.metrics import bucket_names
 from speechrnn.plots import plot_accuracy_by_length, plot_confusion
 
 DATA_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "data"
@@ -32,7 +32,7 @@ def bucket_edges(text: str) -> list[int]:
         edges = [int(edge) for edge in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of frame counts") from None
-    if not edges or edges[0] <= 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+    if not edges or edges[0] <= 0 or any(b <= a for a, b in pairwise(edges)):
         raise argparse.ArgumentTypeError(f"bucket edges {text!r} must be positive and increasing")
     return edges
 
@@ -158,7 +158,7 @@ def format_report(report: dict) -> str:
         lines.append(f"folded accuracy: {100 * scores['folded_accuracy']:.2f}%")
     lines.append(f"{'frames':>12}  {'seconds':>12}  {unit:>10}  {'accuracy':>8}")
     bounds_s = [0, *scores["edges_s"], math.inf]
-    for (name, count, acc), lo_s, hi_s in zip(scores["buckets"], bounds_s, bounds_s[1:]):
+    for (name, count, acc), (lo_s, hi_s) in zip(scores["buckets"], pairwise(bounds_s)):
         lo, hi = name.split("-")
         frames = f"{int(lo)}-{hi if hi == 'inf' else int(hi)}"
         seconds = f"{lo_s:.2f}-{hi_s:.2f}" if hi != "inf" else f"{lo_s:.2f}-inf"

@@ -20,15 +20,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from lightning.pytorch.callbacks import Callback  # noqa: E402
-from lightning.pytorch.loggers import WandbLogger  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+from torch import Tensor
 
-from speechrnn.errors import SpeechRNNError  # noqa: E402
-from speechrnn.models.classifier import SpeechClassifier  # noqa: E402
+from speechrnn.errors import SpeechRNNError
+from speechrnn.models.classifier import SpeechClassifier
 
 FIT_FROM = 1  # the readout frame itself has a direct path to the head; the fit starts one step back
 

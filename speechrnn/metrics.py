@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -10,7 +12,7 @@ from torchmetrics import Metric
 def bucket_names(edges: list[int]) -> list[str]:
     """Stable names for buckets ``[0, e0), [e0, e1), ..., [e_last, inf)`` in frames."""
     bounds = [0, *edges]
-    names = [f"{lo:04d}-{hi:04d}" for lo, hi in zip(bounds[:-1], bounds[1:])]
+    names = [f"{lo:04d}-{hi:04d}" for lo, hi in pairwise(bounds)]
     return names + [f"{bounds[-1]:04d}-inf"]
 
 

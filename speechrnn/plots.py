@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def bucket_centres(edges: list[int], rows: list[list]) -> list[float]:
     """A representative length (frames) per bucket: its midpoint; the open last bucket 1.25x its edge."""
     bounds = [0, *edges]
-    centres = [(lo + hi) / 2 for lo, hi in zip(bounds[:-1], bounds[1:])]
+    centres = [(lo + hi) / 2 for lo, hi in pairwise(bounds)]
     return (centres + [bounds[-1] * 1.25])[: len(rows)]
 
 

@@ -6,6 +6,7 @@ import torch
 import yaml
 
 from speechrnn.cli import main
+from speechrnn.data.synth import SynthDataModule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -41,3 +42,22 @@ def test_an_interrupted_run_resumes_at_the_epoch_it_stopped(tmp_path):
     assert epochs.read_text().split() == ["0", "1", "2", "3"]
     final = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
     assert final["global_step"] == 2 * stopped["global_step"]
+
+
+@pytest.mark.parametrize("data_config,model_config", [("synth", "lstm"), ("synth_phones", "rnn")])
+def test_fit_from_composed_configs_writes_checkpoint_config_and_results(tmp_path, data_config, model_config):
+    run = tmp_path / "run"
+    main(["fit", "--config", str(CONFIGS / f"data/{data_config}.yaml"),
+          "--config", str(CONFIGS / f"model/{model_config}.yaml"), "--config", str(CONFIGS / "trainer/cpu.yaml"),
+          "--data.init_args.per_word=3", "--data.init_args.data_root", str(tmp_path / "data"),
+          "--data.init_args.cache_dir", str(tmp_path / "cache"), "--model.hidden_size=8",
+          "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--run_dir", str(run)])
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["cell"] == model_config
+    assert config["data"]["class_path"] == "speechrnn.data.synth.SynthDataModule"
+    checkpoint = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["labels"] == SynthDataModule(task=config["data"]["init_args"]["task"]).labels
+    results = yaml.safe_load((run / "results.json").read_text())
+    assert results["task"] == config["data"]["init_args"]["task"]
+    assert 0.0 <= results["test"]["accuracy"] <= 1.0
+    assert sum(count for _, count, _ in results["test"]["buckets"]) > 0

@@ -5,9 +5,9 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+from test_evaluate import run  # noqa: F401 (the fitted tone run, shared)
 
 from speechrnn.cli import main
-from test_evaluate import run  # noqa: F401 (the fitted tone run, shared)
 from tones import SAMPLE_RATE
 
 

@@ -1,4 +1,8 @@
-"""Length-bucketed batches gathered from a split's contiguous frame array, one tensor op each."""
+"""Length-bucketed batches gathered from a split's contiguous frame array, one tensor op each.
+
+The arrays may live on the GPU (``SpeechDataModule.feature_device``): a batch is then gathered
+there, and only its indices cross from the host.
+"""
 
 from __future__ import annotations
 
@@ -27,15 +31,19 @@ class PaddedBatches(Dataset):
     def __init__(self, split: SplitFeatures, framewise: bool) -> None:
         self.split = split
         self.framewise = framewise
-        self.lengths = split.lengths
+        self.device = split.feats.device
+        self.lengths = split.lengths  # (N,) frames, beside the features
+        self.host_lengths = self.lengths.cpu()  # sizes each batch without waiting on the GPU
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, indices: list[int]) -> Batch:
-        idx = torch.as_tensor(indices)
+        host_idx = torch.as_tensor(indices)
+        num_steps = int(self.host_lengths[host_idx].max())
+        idx = host_idx.to(self.device, non_blocking=True)
         lengths = self.lengths[idx]
-        steps = torch.arange(int(lengths.max()))
+        steps = torch.arange(num_steps, device=self.device)
         valid = steps[None, :] < lengths[:, None]  # (B, T)
         rows = (self.split.offsets[idx, None] + steps[None, :]).clamp_(max=len(self.split.feats) - 1)
         feats = self.split.feats[rows] * valid[..., None]  # (B, T, F)
@@ -64,11 +72,18 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self._order: tuple[int, list[Tensor]] | None = None  # (epoch, global batches)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _global_batches(self) -> list[Tensor]:
+        """This epoch's batches, computed once per epoch (``len()`` and iteration share them)."""
+        if self._order is None or self._order[0] != self.epoch:
+            self._order = (self.epoch, self._order_of_epoch())
+        return self._order[1]
+
+    def _order_of_epoch(self) -> list[Tensor]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         if self.shuffle:
             tiebreak = torch.randperm(len(self.lengths), generator=generator)

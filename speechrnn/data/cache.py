@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ CACHE_FORMAT = 1
 SILENCE = "sil"  # framewise label of frames that no phone segment covers
 ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
 EXTRACT_BATCH = 64  # utterances per MFCC call
-DECODE_AHEAD = 4  # batches decoded ahead of the MFCC, bounding the waveforms held in memory
+DECODE_AHEAD = 8  # batches in flight at once: keeps every core busy, bounds the memory held
 
 
 @dataclass
@@ -62,6 +63,15 @@ class SplitFeatures:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in (self.feats, self.offsets, self.targets, self.speech_lengths))
+
+    def to(self, device: torch.device) -> SplitFeatures:
+        """The same split with its arrays on ``device``."""
+        return SplitFeatures(self.feats.to(device), self.offsets.to(device), self.targets.to(device),
+                             self.speech_lengths.to(device), self.keys)
 
 
 def cache_key(utterances: Sequence[Utterance], settings: FeatureSettings, task: str,
@@ -163,41 +173,43 @@ class FeatureCache:
 def _extract_split(members, extractor, task, label_ids, split):
     """Features of one split; unreadable files are skipped with a warning and listed.
 
-    A thread pool decodes a few batches ahead of the MFCC (soundfile and torch release the GIL).
+    Each worker thread decodes and extracts whole batches with single-threaded torch ops (torch
+    and soundfile release the GIL), so batches run in parallel on all cores; multi-threaded ops
+    beside busy decoders spend their time waiting on each other (six times slower on two cores).
     Files go in order of size, so each MFCC batch holds similar lengths and little padding.
     """
     settings = extractor.settings
     hop_s = settings.hop_length / settings.sample_rate
     by_size = sorted(members, key=_size_hint)
+    batches = [by_size[i : i + EXTRACT_BATCH] for i in range(0, len(by_size), EXTRACT_BATCH)]
     feats, targets, speech_lengths, keys, skipped = [], [], [], [], []
     progress = tqdm(total=len(members), unit="clip", desc=f"features {split}", disable=not members,
                     leave=False)
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool, progress, torch.inference_mode():
-        for results in _decoded_batches(pool, by_size, settings.sample_rate):
-            for utt, result in results:
-                if isinstance(result, SpeechRNNError):
-                    log.warning("skipping %s", result)
-                    skipped.append({"key": utt.key, "path": str(utt.path), "reason": str(result)})
-            chunk = [(utt, *result) for utt, result in results if not isinstance(result, SpeechRNNError)]
-            progress.update(len(results))
-            if not chunk:
-                continue
-            lengths = torch.tensor([len(wave) for _, wave, _ in chunk])
-            waves = torch.nn.utils.rnn.pad_sequence([wave for _, wave, _ in chunk], batch_first=True)
-            frames = extractor(waves.to(extractor.window.device), lengths)
-            counts = [len(f) for f in frames]
-            for (utt, _, speech_samples), utt_feats in zip(chunk, torch.cat(frames).cpu().split(counts)):
-                feats.append(utt_feats.numpy())
-                keys.append(utt.key)
-                speech_lengths.append(min(len(utt_feats), settings.num_frames(speech_samples)))
-                if task == "phones":
-                    targets.append(frame_targets(utt, len(utt_feats), hop_s, label_ids))
-                elif utt.label in label_ids:
-                    targets.append(label_ids[utt.label])
-                else:
-                    raise SpeechRNNError(
-                        f"{utt.path}: label {utt.label!r} is not in the vocabulary {list(label_ids)}"
-                    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool, progress:
+            for results in _in_order(pool, partial(_extract_batch, extractor), batches):
+                progress.update(len(results))
+                for utt, result in results:
+                    if isinstance(result, SpeechRNNError):
+                        log.warning("skipping %s", result)
+                        skipped.append({"key": utt.key, "path": str(utt.path), "reason": str(result)})
+                        continue
+                    utt_feats, speech_samples = result
+                    feats.append(utt_feats)
+                    keys.append(utt.key)
+                    speech_lengths.append(min(len(utt_feats), settings.num_frames(speech_samples)))
+                    if task == "phones":
+                        targets.append(frame_targets(utt, len(utt_feats), hop_s, label_ids))
+                    elif utt.label in label_ids:
+                        targets.append(label_ids[utt.label])
+                    else:
+                        raise SpeechRNNError(
+                            f"{utt.path}: label {utt.label!r} is not in the vocabulary {list(label_ids)}"
+                        )
+    finally:
+        torch.set_num_threads(threads)
     order = np.argsort(keys, kind="stable")  # cache order follows the corpus's keys
     lengths = np.array([len(feats[i]) for i in order], dtype=np.int64)
     dim = settings.feature_dim
@@ -218,23 +230,32 @@ def _try_load(utt: Utterance, sample_rate: int):
         return err
 
 
-def _decoded_batches(pool, members: Sequence[Utterance], sample_rate: int) -> Iterator[list]:
-    """``(utterance, (wave, speech_samples) or SpeechRNNError)`` in batches of EXTRACT_BATCH."""
-    starts = iter(range(0, len(members), EXTRACT_BATCH))
+def _extract_batch(extractor: MFCC, batch: Sequence[Utterance]) -> list:
+    """``(utterance, (feats (T, F) array, speech_samples) or SpeechRNNError)`` for each of ``batch``."""
+    results = [(utt, _try_load(utt, extractor.settings.sample_rate)) for utt in batch]
+    decoded = [result for _, result in results if not isinstance(result, SpeechRNNError)]
+    if not decoded:
+        return results
+    lengths = torch.tensor([len(wave) for wave, _ in decoded])
+    waves = torch.nn.utils.rnn.pad_sequence([wave for wave, _ in decoded], batch_first=True)
+    with torch.inference_mode():
+        frames = extractor(waves.to(extractor.window.device), lengths)
+    counts = [len(f) for f in frames]
+    on_host = torch.cat(frames).cpu().numpy()  # one transfer from the GPU, not one per utterance
+    extracted = iter(zip(np.split(on_host, np.cumsum(counts)[:-1]), (n for _, n in decoded)))
+    return [(utt, result if isinstance(result, SpeechRNNError) else next(extracted))
+            for utt, result in results]
+
+
+def _in_order(pool, function, items: Sequence) -> Iterator:
+    """``function(item)`` for each item, in order, at most DECODE_AHEAD of them running at once."""
     pending = deque()
-
-    def submit() -> None:
-        start = next(starts, None)
-        if start is not None:
-            batch = members[start : start + EXTRACT_BATCH]
-            pending.append([(u, pool.submit(_try_load, u, sample_rate)) for u in batch])
-
-    for _ in range(DECODE_AHEAD):
-        submit()
+    for item in items:
+        pending.append(pool.submit(function, item))
+        if len(pending) > DECODE_AHEAD:
+            yield pending.popleft().result()
     while pending:
-        batch = pending.popleft()
-        submit()
-        yield [(utt, future.result()) for utt, future in batch]
+        yield pending.popleft().result()
 
 
 def _size_hint(utt: Utterance) -> tuple[bool, float]:

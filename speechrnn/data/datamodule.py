@@ -28,6 +28,8 @@ from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
 
 TASKS = ("keyword", "phones")
+FEATURE_DEVICES = ("auto", "cpu", "cuda")
+GPU_CACHE_SHARE = 0.5  # of the free GPU memory the feature arrays may take under ``auto``
 
 
 def default_data_root() -> Path:
@@ -51,6 +53,10 @@ class SpeechDataModule(L.LightningDataModule):
         batch_size: utterances per batch.
         length_buckets: bucket edges in frames for accuracy against sequence length.
         seed: seeds the per-epoch batch order.
+        feature_device: where the feature arrays live during training. ``cuda``: on the training
+            GPU, so batches are gathered there; ``cpu``: in RAM, batches pinned for the copy;
+            ``auto``: on the GPU when the trainer uses one and the arrays fit in a share of its
+            free memory (GPU_CACHE_SHARE), otherwise in RAM.
     """
 
     name: ClassVar[str]  # the folder under data_root, and the cache's prefix
@@ -70,6 +76,7 @@ class SpeechDataModule(L.LightningDataModule):
         batch_size: int = 64,
         length_buckets: list[int] = [50, 100, 150],  # noqa: B006 (jsonargparse reads the default)
         seed: int = 0,
+        feature_device: str = "auto",
     ) -> None:
         super().__init__()
         if task not in self.tasks:
@@ -84,6 +91,11 @@ class SpeechDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.length_buckets = list(length_buckets)
         self.seed = seed
+        if feature_device not in FEATURE_DEVICES:
+            raise SpeechRNNError(
+                f"feature_device {feature_device!r} is unknown; choose one of {list(FEATURE_DEVICES)}"
+            )
+        self.feature_device = feature_device
         self.labels = self.vocabulary()
         self.splits: dict[str, SplitFeatures] = {}
 
@@ -152,6 +164,8 @@ class SpeechDataModule(L.LightningDataModule):
         self.splits = {split: cache.load(split) for split in ("train", "validation", "test")}
         train = self.splits["train"].feats
         self.mean, self.std = train.mean(0), train.std(0).clamp_min(1e-5)  # (F,) each
+        device = self._feature_placement()
+        self.splits = {name: split.to(device) for name, split in self.splits.items()}
 
     def feature_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-dimension mean and standard deviation over the training frames, ``(F,)`` each.
@@ -159,6 +173,25 @@ class SpeechDataModule(L.LightningDataModule):
         The model keeps them as buffers and normalises its raw input, so a checkpoint carries them.
         """
         return self.mean, self.std
+
+    def _training_device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def _feature_placement(self) -> torch.device:
+        """The device for the feature arrays under ``feature_device`` (see the class docstring)."""
+        device = self._training_device()
+        if self.feature_device == "cuda" and device.type != "cuda":
+            raise SpeechRNNError(
+                f"feature_device: cuda needs a GPU trainer, but this one runs on {device}; use "
+                "trainer.accelerator: gpu, or feature_device: auto or cpu"
+            )
+        if self.feature_device == "cpu" or device.type != "cuda":
+            return torch.device("cpu")
+        if self.feature_device == "auto":
+            size = sum(split.nbytes for split in self.splits.values())
+            if size > GPU_CACHE_SHARE * torch.cuda.mem_get_info(device)[0]:
+                return torch.device("cpu")
+        return device
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         trainer = self.trainer
@@ -170,8 +203,10 @@ class SpeechDataModule(L.LightningDataModule):
             num_replicas=trainer.world_size if trainer else 1,
             rank=trainer.global_rank if trainer else 0,
         )
-        return DataLoader(PaddedBatches(self.splits[split], self.framewise), sampler=sampler,
-                          batch_size=None)
+        batches = PaddedBatches(self.splits[split], self.framewise)
+        # batches gathered in RAM for a GPU are pinned, so the copy to the GPU runs asynchronously
+        pin = batches.device.type == "cpu" and self._training_device().type == "cuda"
+        return DataLoader(batches, sampler=sampler, batch_size=None, pin_memory=pin)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

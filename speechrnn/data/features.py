@@ -59,7 +59,8 @@ class MFCC(nn.Module):
         super().__init__()
         self.settings = settings
         self.register_buffer("window", torch.hann_window(settings.win_length))
-        self.mel_scale = T.MelScale(settings.n_mels, settings.sample_rate, n_stft=settings.n_fft // 2 + 1)
+        self.mel_scale = T.MelScale(settings.n_mels, settings.sample_rate,
+                                    n_stft=settings.n_fft // 2 + 1)
         self.to_db = T.AmplitudeToDB("power", top_db=None)
         self.register_buffer("dct", AF.create_dct(settings.n_mfcc, settings.n_mels, "ortho"))
         self.compute_deltas = T.ComputeDeltas() if settings.deltas else None
@@ -88,7 +89,7 @@ def reflect_pad(waves: Tensor, lengths: Tensor, pad: int) -> Tensor:
     """``(B, S)`` -> ``(B, max(lengths) + 2 * pad)``: each signal reflect-padded at its own length.
 
     A few whole-batch ops (the edges are gathered, ``(B, pad)`` each) rather than one pad per
-    signal, whose many small parallel regions stall when decoder threads hold the cores. Zeros
+    signal: on a GPU, a handful of kernel launches per batch instead of three per signal. Zeros
     follow each padded signal. A signal no longer than ``pad`` is first zero-extended to
     ``pad + 1`` samples, as reflecting it needs.
     """

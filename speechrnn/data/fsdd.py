@@ -45,6 +45,7 @@ class FSDDDataModule(SpeechDataModule):
         split: ``conventional`` (by recording index) or ``speakers`` (held-out speakers).
         test_speakers: the held-out speakers of the ``speakers`` split.
         sample_rate: the recordings are 8 kHz; resampling them higher adds nothing.
+        length_buckets: clips run 0.14-2.3 s (14-230 frames); edges where most of them lie.
     """
 
     name: ClassVar[str] = "fsdd"
@@ -54,6 +55,7 @@ class FSDDDataModule(SpeechDataModule):
         split: str = "conventional",
         test_speakers: list[str] = [],  # noqa: B006 (jsonargparse reads the default)
         sample_rate: int = 8000,
+        length_buckets: list[int] = [30, 40, 50, 60, 80],  # noqa: B006
         **kwargs,
     ) -> None:
         if split not in SPLITS:
@@ -65,7 +67,7 @@ class FSDDDataModule(SpeechDataModule):
             )
         self.split = split
         self.test_speakers = sorted(set(test_speakers))
-        super().__init__(sample_rate=sample_rate, **kwargs)
+        super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
 
     @property
     def recordings_dir(self) -> Path:

@@ -66,7 +66,7 @@ class SpeechClassifier(L.LightningModule):
         nonlinearity: Literal["tanh", "relu"] = "tanh",
         init: Literal["default", "orthogonal", "identity"] = "default",
         forget_bias: float = 1.0,
-        pooling: Literal["last", "mean", "attention"] = "last",
+        pooling: Literal["last", "mean", "attention"] = "mean",
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Literal["cosine", "constant"] = "cosine",
@@ -95,9 +95,10 @@ class SpeechClassifier(L.LightningModule):
         self.confusion = torch.nn.ModuleDict({
             split: MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX) for split in ("val", "test")
         })
-        folded = sorted(set((label_folding or {}).get(lab, lab) for lab in self.labels))
-        self.register_buffer("fold_ids", torch.tensor(
-            [folded.index((label_folding or {}).get(lab, lab)) for lab in self.labels]), persistent=False)
+        folding = label_folding or {}
+        folded = sorted({folding.get(lab, lab) for lab in self.labels})
+        fold_ids = [folded.index(folding.get(lab, lab)) for lab in self.labels]
+        self.register_buffer("fold_ids", torch.tensor(fold_ids), persistent=False)
         self.folded_accuracy = torch.nn.ModuleDict({
             split: MulticlassAccuracy(len(folded), average="micro", ignore_index=IGNORE_INDEX)
             for split in ("val", "test")

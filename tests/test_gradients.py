@@ -1,0 +1,58 @@
+import lightning as L
+import pytest
+import torch
+
+from speechrnn.gradients import GradientDecay, decay_factor, input_gradient_norms, main
+from speechrnn.models.classifier import SpeechClassifier
+
+
+def vanishing_rnn(factor: float) -> SpeechClassifier:
+    """A one-layer tanh RNN whose recurrence shrinks the state by ``factor`` per step."""
+    torch.manual_seed(0)
+    model = SpeechClassifier(labels=["a", "b"], input_size=4, cell="rnn", hidden_size=8, num_layers=1)
+    rnn = model.encoder.layers[0][0]
+    with torch.no_grad():
+        rnn.weight_hh_l0.copy_(factor * torch.eye(8))
+        rnn.weight_ih_l0.mul_(0.1)  # small inputs keep tanh near linear: the factor is the decay
+        rnn.bias_ih_l0.zero_()
+        rnn.bias_hh_l0.zero_()
+    return model.train()
+
+
+def test_known_vanishing_recurrence_gives_decreasing_norms_at_its_rate():
+    model = vanishing_rnn(0.7)
+    feats, lengths = torch.randn(16, 30, 4), torch.full((16,), 30)
+    norms = input_gradient_norms(model, feats, lengths, torch.randint(2, (16,)))
+    assert (norms[1:] < norms[:-1]).all()
+    assert decay_factor(norms) == pytest.approx(0.7, abs=0.03)
+
+
+def test_distances_count_only_real_frames():
+    model = vanishing_rnn(0.7)
+    feats = torch.randn(2, 10, 4)
+    lengths = torch.tensor([10, 4])
+    norms = input_gradient_norms(model, feats, lengths, torch.tensor([0, 1]))
+    alone = input_gradient_norms(model, feats[:1], lengths[:1], torch.tensor([0]))
+    torch.testing.assert_close(norms[4:], alone[4:])  # only the long sequence reaches that far back
+
+
+def test_decay_factor_recovers_a_geometric_rate():
+    assert decay_factor(0.9 ** torch.arange(50.0)) == pytest.approx(0.9)
+    assert decay_factor(torch.tensor([1.0, 0.0, 0.0])) != decay_factor(torch.tensor([1.0, 0.0, 0.0]))  # NaN
+
+
+def test_callback_and_command_measure_a_trained_model(tone_data, tmp_path, capsys):
+    model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim, cell="gru",
+                             hidden_size=8, num_layers=1, length_buckets=tone_data.length_buckets)
+    callback = GradientDecay()
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_train_batches=2, limit_val_batches=1,
+                        callbacks=[callback])
+    trainer.fit(model, datamodule=tone_data)
+    assert [epoch for epoch, _ in callback.history] == [0, 0]  # at the start and after epoch 1
+    assert all(0 < factor < 2 for _, factor in callback.history)
+    checkpoint = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    main([str(checkpoint), "--frames", "20", "--batch_size", "4", "--out", str(tmp_path / "grads.png")])
+    assert (tmp_path / "grads.png").stat().st_size > 0
+    assert "gru run init: decay per step" in capsys.readouterr().out
