@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -131,14 +132,18 @@ def write_run_results(run_dir: Path, model: SpeechClassifier, trainer, accuracy:
 
 
 def run_lightning(args: list[str] | None = None) -> SpeechCLI:
-    return SpeechCLI(
-        SpeechClassifier,
-        SpeechDataModule,
-        subclass_mode_data=True,
-        save_config_callback=SaveConfigToWandb,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    """Run LightningCLI on ``args`` (the command line when None)."""
+    with warnings.catch_warnings():
+        # pipelines pass their own args while sys.argv holds the pipeline's: that is intended
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        return SpeechCLI(
+            SpeechClassifier,
+            SpeechDataModule,
+            subclass_mode_data=True,
+            save_config_callback=SaveConfigToWandb,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
 
 
 # Commands beyond LightningCLI's: each module has ``main(argv)``.
@@ -153,6 +158,8 @@ TOOLS = {
 def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` defaults to the command line."""
     default_wandb_mode()
+    # Lightning 2.6 calls a torch pytree API that torch 2.11 deprecates; nothing for users to do
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     args = sys.argv[1:] if argv is None else argv
     try:
         if args and args[0] in TOOLS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from dataclasses import asdict
 from itertools import pairwise
@@ -124,6 +125,7 @@ def evaluate(ckpt: Checkpoint, datamodule: SpeechDataModule, split: str, device:
         raise SpeechRNNError(f"the {split} split of {datamodule.name} is empty; choose another --split")
     loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
     model = ckpt.model(datamodule.length_buckets)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # the report is the output
     trainer = L.Trainer(**trainer_device(device), logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.test(model, dataloaders=loader, verbose=False)[0]

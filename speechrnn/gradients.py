@@ -70,8 +70,13 @@ def decay_factor(norms: Tensor) -> float:
 def plot_gradient_norms(curves: dict[str, Tensor], path: Path, title: str = "Gradient through time") -> Path:
     """One log-scale line per name: norm against distance from the readout, decay factor in the legend."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours: dict[str, str] = {}  # "<model> init" and "<model> trained" share a colour
     for name, norms in curves.items():
-        ax.plot(torch.arange(len(norms)), norms.clamp_min(1e-30), label=f"{name} (x{decay_factor(norms):.3f}/step)")
+        model, _, stage = name.rpartition(" ")
+        model = model if stage in ("init", "trained") else name
+        colour = colours.setdefault(model, f"C{len(colours) % 10}")
+        ax.plot(torch.arange(len(norms)), norms.clamp_min(1e-30), color=colour,
+                linestyle="--" if stage == "init" else "-", label=f"{name} (x{decay_factor(norms):.3f}/step)")
     ax.set(yscale="log", xlabel="distance from the readout (frames)", ylabel="mean ||d loss / d x_t||",
            title=title)
     ax.grid(alpha=0.3, which="both")
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="speechrnn gradients", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--frames", type=int, default=300, help="sequence length")
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("gradients.png"))
     args = parser.parse_args(argv)

@@ -9,7 +9,8 @@ from speechrnn.models.classifier import SpeechClassifier
 def vanishing_rnn(factor: float) -> SpeechClassifier:
     """A one-layer tanh RNN whose recurrence shrinks the state by ``factor`` per step."""
     torch.manual_seed(0)
-    model = SpeechClassifier(labels=["a", "b"], input_size=4, cell="rnn", hidden_size=8, num_layers=1)
+    model = SpeechClassifier(labels=["a", "b"], input_size=4, cell="rnn", hidden_size=8, num_layers=1,
+                             pooling="last")
     rnn = model.encoder.layers[0][0]
     with torch.no_grad():
         rnn.weight_hh_l0.copy_(factor * torch.eye(8))
@@ -53,6 +54,6 @@ def test_callback_and_command_measure_a_trained_model(tone_data, tmp_path, capsy
     assert all(0 < factor < 2 for _, factor in callback.history)
     checkpoint = tmp_path / "run" / "checkpoints" / "best.ckpt"
     trainer.save_checkpoint(checkpoint)
-    main([str(checkpoint), "--frames", "20", "--batch_size", "4", "--out", str(tmp_path / "grads.png")])
+    main([str(checkpoint), "--frames", "20", "--batch-size", "4", "--out", str(tmp_path / "grads.png")])
     assert (tmp_path / "grads.png").stat().st_size > 0
     assert "gru run init: decay per step" in capsys.readouterr().out
