@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
@@ -168,6 +169,10 @@ def main(argv: list[str] | None = None) -> None:
             run_lightning(argv)
     except SpeechRNNError as err:
         print(f"speechrnn: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except MisconfigurationException as err:  # e.g. TRAINER=gpu on a machine without one
+        print(f"speechrnn: error: {err} Check the trainer config (make train TRAINER=cpu runs on the CPU).",
+              file=sys.stderr)
         sys.exit(2)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
@@ -17,18 +16,18 @@ def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float |
     Raises SpeechRNNError naming the file when it is unreadable, empty or silent.
     """
     try:
-        info = sf.info(str(path))
-        start = round(start_s * info.samplerate)
-        frames = -1 if duration_s is None else round(duration_s * info.samplerate)
-        samples, file_rate = sf.read(
-            str(path), start=start, frames=frames, dtype="float32", always_2d=True
-        )
+        with sf.SoundFile(str(path)) as audio:  # opened once: header and samples in one go
+            file_rate = audio.samplerate
+            if start_s:
+                audio.seek(round(start_s * file_rate))
+            frames = -1 if duration_s is None else round(duration_s * file_rate)
+            samples = audio.read(frames, dtype="float32", always_2d=True)  # (S, channels)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise SpeechRNNError(f"cannot decode audio file {path}: {err}; replace or remove it") from err
     if samples.size == 0:
         raise SpeechRNNError(f"audio file {path} is empty; replace or remove it")
-    mono = torch.from_numpy(np.ascontiguousarray(samples.mean(axis=1)))
-    if not torch.any(mono != 0):
+    mono = torch.from_numpy(samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1))
+    if not mono.any():
         raise SpeechRNNError(f"audio file {path} is silent (all zeros); replace or remove it")
     if file_rate != sample_rate:
         mono = AF.resample(mono, file_rate, sample_rate)
