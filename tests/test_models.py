@@ -59,3 +59,11 @@ def test_normalisation_statistics_come_from_the_training_split(tone_data):
                         enable_model_summary=False, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(model, datamodule=tone_data)
     torch.testing.assert_close(model.feat_mean, tone_data.splits["train"].feats.mean(0))
+
+
+def test_gradient_spikes_and_non_finite_norms_are_counted():
+    model = classifier()
+    model.log = lambda *args, **kwargs: None  # no trainer attached
+    for norm in [1.0, 1.2, 0.9, 50.0, float("nan"), 2.0]:
+        model._count_spike(torch.tensor(norm))
+    assert model.stability == {"nonfinite_losses": 0, "grad_spikes": 2, "max_grad_norm": 50.0, "steps": 6}

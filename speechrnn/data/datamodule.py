@@ -136,20 +136,21 @@ class SpeechDataModule(L.LightningDataModule):
     def framewise(self) -> bool:
         return self.task == "phones"
 
-    def feature_cache(self) -> FeatureCache:
-        """The cache folder for the current corpus listing and settings."""
+    def _locate_cache(self) -> tuple[FeatureCache, list[Utterance], str]:
+        """The cache folder for the current corpus listing and settings, that listing, and its key."""
         utterances = self.utterances()
         key = cache_key(utterances, self.features, self.task, self.labels)
-        cache = FeatureCache(self.cache_dir / f"{self.name}-{self.task}-{key}")
-        cache.utterances, cache.key = utterances, key
-        return cache
+        return FeatureCache(self.cache_dir / f"{self.name}-{self.task}-{key}"), utterances, key
+
+    def feature_cache(self) -> FeatureCache:
+        return self._locate_cache()[0]
 
     def prepare_data(self) -> None:
         """Download (or generate) the corpus and build its feature cache; once per node."""
         self.download()
-        cache = self.feature_cache()
+        cache, utterances, key = self._locate_cache()
         if not cache.is_complete():
-            cache.build(cache.utterances, self.features, self.task, self.labels, self.name, cache.key)
+            cache.build(utterances, self.features, self.task, self.labels, self.name, key)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

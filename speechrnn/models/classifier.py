@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import lightning as L
@@ -104,8 +103,10 @@ class SpeechClassifier(L.LightningModule):
             for split in ("val", "test")
         }) if label_folding else None
         self.results: dict[str, dict] = {}  # per split: accuracy and the bucket table, for pipelines
-        self.stability = {"nonfinite_losses": 0, "grad_spikes": 0, "max_grad_norm": 0.0, "steps": 0}
-        self._mean_grad_norm: float | None = None
+        # Training-stability counters, kept on the device so no step waits for the GPU.
+        for name, value in [("nonfinite_losses", 0), ("grad_spikes", 0), ("steps", 0),
+                            ("max_grad_norm", 0.0), ("mean_grad_norm", float("nan"))]:
+            self.register_buffer(name, torch.tensor(value), persistent=False)
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer else None
@@ -126,7 +127,7 @@ class SpeechClassifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, preds = self._loss(batch)
-        self.stability["nonfinite_losses"] += int(not torch.isfinite(loss))
+        self.nonfinite_losses += ~torch.isfinite(loss)
         self.accuracy["train_acc"](preds, batch.targets)
         size = len(batch.lengths)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
@@ -194,23 +195,27 @@ class SpeechClassifier(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
-        norm = torch.stack(norms).norm()
+        norm = torch.stack(norms).norm()  # before clipping
         self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
-        self._count_spike(norm.item())
+        self._count_spike(norm)
 
-    def _count_spike(self, norm: float) -> None:
-        """Gradient norms (before clipping) far above their running mean, or not finite: explosions."""
-        stats = self.stability
-        stats["steps"] += 1
-        finite = math.isfinite(norm)
-        if not finite or (self._mean_grad_norm is not None and norm > SPIKE_FACTOR * self._mean_grad_norm):
-            stats["grad_spikes"] += 1
-        if finite:
-            stats["max_grad_norm"] = max(stats["max_grad_norm"], norm)
-            previous = norm if self._mean_grad_norm is None else self._mean_grad_norm
-            self._mean_grad_norm = NORM_DECAY * previous + (1 - NORM_DECAY) * norm
-        self.log("train/grad_spikes", float(stats["grad_spikes"]), on_step=True, on_epoch=False)
-        self.log("train/nonfinite_losses", float(stats["nonfinite_losses"]), on_step=True, on_epoch=False)
+    def _count_spike(self, norm: Tensor) -> None:
+        """Gradient norms far above their running mean, or not finite: explosions."""
+        finite = torch.isfinite(norm)
+        self.steps += 1
+        self.grad_spikes += ~finite | (norm > SPIKE_FACTOR * self.mean_grad_norm)  # NaN mean: no spike yet
+        self.max_grad_norm.copy_(torch.where(finite, torch.maximum(self.max_grad_norm, norm), self.max_grad_norm))
+        previous = torch.where(torch.isnan(self.mean_grad_norm), norm, self.mean_grad_norm)
+        updated = NORM_DECAY * previous + (1 - NORM_DECAY) * norm
+        self.mean_grad_norm.copy_(torch.where(finite, updated, self.mean_grad_norm))
+        self.log("train/grad_spikes", self.grad_spikes.float(), on_step=True, on_epoch=False)
+        self.log("train/nonfinite_losses", self.nonfinite_losses.float(), on_step=True, on_epoch=False)
+
+    @property
+    def stability(self) -> dict:
+        """Non-finite losses, gradient-norm spikes, the largest norm and the steps taken, as numbers."""
+        return {"nonfinite_losses": int(self.nonfinite_losses), "grad_spikes": int(self.grad_spikes),
+                "max_grad_norm": float(self.max_grad_norm), "steps": int(self.steps)}
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
