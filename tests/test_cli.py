@@ -1,3 +1,4 @@
+import json
 import signal
 from pathlib import Path
 
@@ -61,3 +62,10 @@ def test_fit_from_composed_configs_writes_checkpoint_config_and_results(tmp_path
     assert results["task"] == config["data"]["init_args"]["task"]
     assert 0.0 <= results["test"]["accuracy"] <= 1.0
     assert sum(count for _, count, _ in results["test"]["buckets"]) > 0
+
+    report_path = tmp_path / "evaluate.json"
+    main(["evaluate", str(run / "checkpoints/best.ckpt"), "--data-root", str(tmp_path / "data"),
+          "--cache-dir", str(tmp_path / "cache"), "--json", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert report["task"] == results["task"]
+    assert report["test"]["accuracy"] == pytest.approx(results["test"]["accuracy"])  # framewise for phones
