@@ -14,14 +14,11 @@ import argparse
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.plots import plt, save_figure
 
 ENCODERS = ("rnn", "gru", "lstm", "transformer")
 LENGTHS = (50, 100, 200, 500, 1000, 2000)  # frames
@@ -91,8 +88,7 @@ def main(argv: list[str] | None = None) -> None:
            title=f"Step time per batch of {args.batch_size} ({args.device})")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out / "step_time.png", dpi=110)
+    save_figure(fig, args.out / "step_time.png", dpi=110)
     print("\n".join(lines))
 
 

@@ -25,10 +25,6 @@ import os
 import statistics
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 import yaml
 from tqdm import tqdm
@@ -41,6 +37,7 @@ from speechrnn.gradients import (
     input_gradient_norms,
     plot_gradient_norms,
 )
+from speechrnn.plots import plt, save_figure
 from speechrnn.tracking import default_wandb_mode
 
 CHANCE_LINE = 0.5  # the accuracy whose crossing the table reports
@@ -221,9 +218,7 @@ def plot_summary(summary: dict, hop_ms: float, path: Path) -> None:
            title="Delayed FSDD digits: accuracy against length", ylim=(0, 102))
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,10 +17,6 @@ import argparse
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
@@ -29,6 +25,7 @@ from torch import Tensor
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.plots import plt, save_figure
 
 FIT_FROM = 1  # the readout frame itself has a direct path to the head; the fit starts one step back
 
@@ -81,12 +78,7 @@ def plot_gradient_norms(curves: dict[str, Tensor], path: Path, title: str = "Gra
            title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 class GradientDecay(Callback):

@@ -38,7 +38,7 @@ def plot_accuracy_by_length(runs: dict[str, dict], path: Path, hop_ms: float | N
     ax.set(xlabel=f"sequence length, {unit}", ylabel="accuracy (%)", title=title, ylim=(0, 102))
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path,
@@ -59,13 +59,14 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path,
                     ax.text(j, i, count, ha="center", va="center",
                             color="white" if shares[i][j] > 0.5 else "black", fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, write (making the folder) and close a figure; every PNG speechrnn draws goes here."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
