@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from speechrnn.cli import run_lightning
+from speechrnn.compare import markdown_table
 from speechrnn.plots import plot_accuracy_by_length
-from speechrnn.report import results_table
 from speechrnn.tracking import default_wandb_mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.perf_counter()
     results = {cell: train_one(cell, args.out / cell, args.out.name, overrides) for cell in args.cells}
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    table = results_table(results)
+    table = markdown_table(results)
     (args.out / "table.md").write_text(table + "\n")
     hop_ms = next(iter(results.values()))["hop_ms"]
     plot = plot_accuracy_by_length({cell: r["test"] for cell, r in results.items()},

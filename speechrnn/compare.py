@@ -76,6 +76,24 @@ def format_table(runs: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(runs: dict[str, dict]) -> str:
+    """Markdown, one row per run: test accuracy, accuracy per length bucket, parameters, train time.
+
+    ``runs`` maps a name to a ``results.json`` of ``speechrnn fit``, all with the same buckets.
+    """
+    first = scored(next(iter(runs.values())))
+    head = ["run", "test acc", *[f"len {name} (n={count})" for name, count, _ in first["buckets"]],
+            "params", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, result in runs.items():
+        test = scored(result)
+        seconds = result.get("train_seconds")
+        cells = [name, percent(test["accuracy"]), *[percent(acc) for _, _, acc in test["buckets"]],
+                 f"{result.get('parameters', 0):,}", "-" if seconds is None else f"{seconds:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def percent(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 

@@ -163,10 +163,13 @@ class SpeechDataModule(L.LightningDataModule):
             )
         self.cache = cache
         self.splits = {split: cache.load(split) for split in ("train", "validation", "test")}
-        train = self.splits["train"].feats
-        self.mean, self.std = train.mean(0), train.std(0).clamp_min(1e-5)  # (F,) each
+        self._fit_normalisation()
         device = self._feature_placement()
         self.splits = {name: split.to(device) for name, split in self.splits.items()}
+
+    def _fit_normalisation(self) -> None:
+        train = self.splits["train"].feats
+        self.mean, self.std = train.mean(0), train.std(0).clamp_min(1e-5)  # (F,) each
 
     def feature_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-dimension mean and standard deviation over the training frames, ``(F,)`` each.

@@ -107,11 +107,7 @@ class DelayedDataModule(SpeechDataModule):
             generator = torch.Generator().manual_seed(self.seed * len(SPLITS) + index)
             source = self.inner.splits[split]
             self.splits[split] = self.delayed(source, self.distractor_pool(source, generator), generator)
-
-    def feature_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation ``(F,)`` over the delayed training frames, distractors included."""
-        feats = self.splits["train"].feats
-        return feats.mean(0), feats.std(0).clamp_min(1e-5)
+        self._fit_normalisation()  # over the delayed training frames, distractors included
 
     def distractor_pool(self, source: SplitFeatures, generator: torch.Generator) -> torch.Tensor:
         """Frames ``(P, F)`` that distractor stretches are cut from."""
