@@ -12,7 +12,7 @@ import torchaudio.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
 from speechrnn.data.audio import load_utterance
-from speechrnn.data.batching import Batch
+from speechrnn.batch import Batch
 from speechrnn.data.corpus import Utterance
 from speechrnn.data.features import FeatureSettings
 

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speechrnn.data.batching import Batch, PaddedBatches
+from speechrnn.batch import Batch
+from speechrnn.data.batching import PaddedBatches
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.models.classifier import SpeechClassifier
 

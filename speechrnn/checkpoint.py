@@ -1,31 +1,29 @@
-"""Reading back a checkpoint that ``speechrnn fit`` wrote: the model, its vocabulary, its data.
+"""Reading back a checkpoint that ``speechrnn fit`` wrote: the model, its vocabulary, its data pipeline.
 
 A checkpoint describes itself: ``hyper_parameters`` hold the model's arguments (``labels``,
-``task`` and ``length_buckets`` linked from the data), ``datamodule_hyper_parameters`` the data
-module's ``_class_path`` and arguments (the feature settings among them), and the state dict the
+``task`` and ``length_buckets`` linked from the data), ``speechrnn_pipeline`` the data module's
+description (:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the
+feature settings, the clip padding; a wrapped module nested inside), and the state dict the
 normalisation statistics (``feat_mean``, ``feat_std``) beside the weights; so the model takes raw
 MFCCs. It is read with ``torch.load(weights_only=True)``: tensors and plain values, never code.
 """
 
 from __future__ import annotations
 
-import importlib
 import pickle
-import sys
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.features import FeatureSettings
+from speechrnn.data.pipeline import DataPipeline
 from speechrnn.errors import SpeechRNNError
-from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.models.classifier import PIPELINE_KEY, SpeechClassifier
 
 FIX = "pass a .ckpt file that `speechrnn fit` wrote (<run_dir>/checkpoints/best.ckpt)"
-REQUIRED = {"hyper_parameters": ("labels", "input_size", "task", "cell"),
-            "datamodule_hyper_parameters": ("_class_path",)}
+MODEL_KEYS = ("labels", "input_size", "task", "cell")
 
 
 @dataclass
@@ -34,8 +32,7 @@ class Checkpoint:
 
     path: Path
     model_args: dict  # SpeechClassifier's arguments
-    data_class_path: str  # the SpeechDataModule subclass it was trained on
-    data_args: dict  # that class's arguments
+    pipeline: DataPipeline  # the data module of training, and the features it computed
     state_dict: dict
 
     @property
@@ -48,27 +45,27 @@ class Checkpoint:
 
     @property
     def features(self) -> FeatureSettings:
-        """The feature settings of training; arguments the data module left out keep their default."""
-        return FeatureSettings(**{f.name: self.data_args[f.name] for f in fields(FeatureSettings)
-                                  if f.name in self.data_args})
+        return self.pipeline.features
 
     def model(self, length_buckets: list[int] | None = None) -> SpeechClassifier:
         """The trained model in eval mode; ``length_buckets`` replaces the bucket edges of its metrics."""
         args = dict(self.model_args)
         if length_buckets is not None:
             args["length_buckets"] = list(length_buckets)
-        model = SpeechClassifier(**args)
         try:
+            model = SpeechClassifier(**args)
             model.load_state_dict(self.state_dict)
-        except RuntimeError as err:
+        except (RuntimeError, TypeError) as err:
             reason = str(err).splitlines()[0]
             raise SpeechRNNError(
                 f"{self.path} does not fit the model its own hyper-parameters describe ({reason}); {FIX}"
             ) from err
+        broken = [name for name, value in self.state_dict.items()
+                  if value.is_floating_point() and not bool(value.isfinite().all())]
+        if broken:
+            raise SpeechRNNError(f"checkpoint {self.path} holds non-finite values in {broken[:3]}; it cannot "
+                                 "give a meaningful result: retrain it (lower model.lr, keep gradient clipping)")
         return model.eval()
-
-    def data_class(self) -> type[SpeechDataModule]:
-        return data_module_class(self.data_class_path, f"checkpoint {self.path}")
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -79,36 +76,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise SpeechRNNError(f"cannot read checkpoint {path} ({reason}); {FIX}") from err
-    missing = [f"{section}.{key}" for section, keys in REQUIRED.items() for key in keys
-               if not isinstance(raw, dict) or key not in (raw.get(section) or {})]
-    if missing or "state_dict" not in raw:
-        missing = missing or ["state_dict"]
+        # torch's own message may suggest weights_only=False: never pass on that advice
+        raise SpeechRNNError(f"cannot read checkpoint {path} ({type(err).__name__}: it is not a checkpoint "
+                             f"file, or it holds more than tensors and plain values); {FIX}") from err
+    if not isinstance(raw, dict) or "state_dict" not in raw or not isinstance(raw.get("hyper_parameters"), dict):
+        raise SpeechRNNError(f"{path} is not a speechrnn checkpoint (it lacks state_dict or hyper_parameters); {FIX}")
+    missing = [f"hyper_parameters.{key}" for key in MODEL_KEYS if key not in raw["hyper_parameters"]]
+    if missing:
         raise SpeechRNNError(f"{path} is not a speechrnn checkpoint (it lacks {', '.join(missing)}); {FIX}")
-    model_args = {k: v for k, v in raw["hyper_parameters"].items() if not k.startswith("_")}
-    data_args = dict(raw["datamodule_hyper_parameters"])
-    class_path = data_args.pop("_class_path")
-    data_args = {k: v for k, v in data_args.items() if not k.startswith("_")}
-    return Checkpoint(path, model_args, class_path, data_args, raw["state_dict"])
-
-
-def data_module_class(class_path: str, source: str) -> type[SpeechDataModule]:
-    """The data module class ``class_path`` names.
-
-    Only modules of this package are imported; any other class must already be imported (as
-    Lightning does for the classes a checkpoint names), so reading a file never runs new code.
-    """
-    module_name, _, name = class_path.rpartition(".")
-    if module_name.split(".")[0] == "speechrnn":
-        try:
-            importlib.import_module(module_name)
-        except ImportError as err:
-            raise SpeechRNNError(f"{source} names {class_path}, which this speechrnn lacks: {err}") from err
-    found = getattr(sys.modules.get(module_name), name, None)
-    if not (isinstance(found, type) and issubclass(found, SpeechDataModule)):
+    if PIPELINE_KEY not in raw:
         raise SpeechRNNError(
-            f"{source} names the data module {class_path}, which is not part of speechrnn; "
-            "pass --dataset with a configs/data name (or `folder` and --data-root)"
+            f"{path} was written by an older speechrnn and does not describe its data pipeline "
+            f"({PIPELINE_KEY}); retrain it with this version (`speechrnn fit --config <run_dir>/config.yaml`)"
         )
-    return found
+    model_args = {k: v for k, v in raw["hyper_parameters"].items() if not k.startswith("_")}
+    pipeline = DataPipeline.from_dict(raw[PIPELINE_KEY], f"checkpoint {path}")
+    return Checkpoint(path, model_args, pipeline, raw["state_dict"])

@@ -14,18 +14,18 @@ import time
 import warnings
 from pathlib import Path
 
-import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
-from speechrnn.checkpoint import data_module_class
+from speechrnn import tracking
+from speechrnn.callbacks import TrainingStability
 from speechrnn.data.datamodule import SpeechDataModule
+from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import count_parameters
-from speechrnn.tracking import default_wandb_mode
 
 
 class SpeechCLI(LightningCLI):
@@ -41,6 +41,9 @@ class SpeechCLI(LightningCLI):
             parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
         parser.link_arguments("data", "model.label_folding", compute_fn=lambda dm: dm.scoring_map(),
                               apply_on="instantiate")
+        # always on, whatever the trainer config lists: NaN guards and the W&B length charts
+        parser.add_lightning_class_args(TrainingStability, "stability")
+        parser.add_lightning_class_args(tracking.LengthAccuracyCharts, "length_charts")
 
     def before_instantiate_classes(self) -> None:
         """Point the trainer, checkpoints and W&B at ``run_dir`` unless the config says otherwise."""
@@ -82,33 +85,13 @@ class SpeechCLI(LightningCLI):
             self.trainer.logger.experiment.summary["test/acc"] = accuracy
 
 
-class SaveConfigToWandb(SaveConfigCallback):
-    """Also put the resolved config into the W&B run (key ``cli``), so the run says how to repeat it."""
-
-    def save_config(self, trainer, pl_module, stage: str) -> None:
-        if isinstance(trainer.logger, WandbLogger):
-            resolved = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-            trainer.logger.log_hyperparams({"cli": resolved})
-
-
 def describe_wandb_run(init_args, config) -> None:
-    """Fill in the W&B run name, group and tags the config leaves unset.
-
-    The group is the dataset and task, so runs of every encoder on the same data line up in one
-    workspace; the name says the encoder and frame hop; tags hold encoder, dataset and task.
-    Checkpoints are uploaded only online (Lightning refuses ``log_model`` with ``offline``);
-    offline they stay in ``run_dir/checkpoints``.
-    """
-    model, data = config.model, config.data.init_args
+    """Name, group and tag the W&B run from the config (see ``tracking.describe_run``)."""
+    data = config.data.init_args
     data_class = data_module_class(config.data.class_path, "the data config")
-    task = data.get("task") or data_class.tasks[0]  # wrappers (the delayed task) take no task
-    hop = f"-hop{data.hop_ms:g}ms" if data.get("hop_ms") else ""
-    direction = "-bi" if model.get("bidirectional") else ""
-    init_args.name = init_args.get("name") or f"{model.cell}{direction}-{model.num_layers}x{model.hidden_size}{hop}"
-    init_args.group = init_args.get("group") or f"{data_class.name}-{task}"
-    init_args.tags = init_args.get("tags") or [model.cell, data_class.name, task]
-    if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
-        init_args.log_model = False
+    corpus = data.get("inner", config.data).init_args  # a wrapper's features are its inner module's
+    tracking.describe_run(init_args, config.model, data_class.dataset_name(data),
+                          data.get("task") or data_class.tasks[0], corpus.get("hop_ms"))
 
 
 def write_run_results(run_dir: Path, model: SpeechClassifier, trainer, accuracy: float, checkpoint: str) -> Path:
@@ -122,12 +105,13 @@ def write_run_results(run_dir: Path, model: SpeechClassifier, trainer, accuracy:
         "test": {"accuracy": accuracy, **model.results["test"]},
         "parameters": count_parameters(model),
         "train_seconds": getattr(trainer, "fit_seconds", None),
-        "epochs": trainer.current_epoch,
+        "epochs": trainer.current_epoch,  # epochs completed
+        "max_epochs": trainer.max_epochs,
         "checkpoint": checkpoint,
     }
     path = run_dir / "results.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1))
+    tmp.write_text(json.dumps(results, indent=1, allow_nan=False))  # a NaN here is a bug: fail loudly
     tmp.replace(path)
     return path
 
@@ -141,7 +125,7 @@ def run_lightning(args: list[str] | None = None) -> SpeechCLI:
             SpeechClassifier,
             SpeechDataModule,
             subclass_mode_data=True,
-            save_config_callback=SaveConfigToWandb,
+            save_config_callback=tracking.SaveConfigToWandb,
             save_config_kwargs={"overwrite": True},
             args=args,
         )
@@ -158,7 +142,7 @@ TOOLS = {
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point; ``argv`` defaults to the command line."""
-    default_wandb_mode()
+    tracking.default_wandb_mode()
     # Lightning 2.6 calls a torch pytree API that torch 2.11 deprecates; nothing for users to do
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     args = sys.argv[1:] if argv is None else argv

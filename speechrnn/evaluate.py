@@ -8,6 +8,7 @@ and the metric of the training run's test, so the numbers agree with it.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import logging
 import math
@@ -18,13 +19,14 @@ from pathlib import Path
 import lightning as L
 import yaml
 
-from speechrnn.checkpoint import Checkpoint, data_module_class, load_checkpoint
+from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.folder import FolderDataModule
+from speechrnn.data.pipeline import DataPipeline
 from speechrnn.errors import SpeechRNNError
 from speechrnn.plots import plot_accuracy_by_length, plot_confusion
 
-DATA_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "data"
+DATA_CONFIGS = "data"  # the dataset configs, within the package's configs (importlib.resources)
 
 
 def bucket_edges(text: str) -> list[int]:
@@ -42,7 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="speechrnn evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit`")
     parser.add_argument("--split", choices=["test", "validation"], default="test")
-    parser.add_argument("--dataset", help="a configs/data/<NAME>.yaml name, or `folder` for "
+    parser.add_argument("--dataset", help="a dataset config name (configs/data/<NAME>.yaml), or `folder` for "
                         "--data-root DIR/<label>/*.wav (every file scored); default: the checkpoint's")
     parser.add_argument("--data-root", help="where the dataset lies (for `folder`, the folder itself)")
     parser.add_argument("--cache-dir", help="where feature caches go; default: the checkpoint's")
@@ -56,47 +58,53 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def dataset_config(name: str) -> tuple[str, dict]:
-    """The class path and arguments of ``configs/data/<name>.yaml``."""
-    path = DATA_CONFIGS / f"{name}.yaml"
+    """The class path and arguments of the packaged ``configs/data/<name>.yaml``."""
+    folder = importlib.resources.files("speechrnn.configs") / DATA_CONFIGS
+    path = folder / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in DATA_CONFIGS.glob("*.yaml"))
-        raise SpeechRNNError(f"no dataset config {path}; choose one of {known}")
+        known = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+        raise SpeechRNNError(f"no dataset config {name!r}; choose one of {known}")
     data = yaml.safe_load(path.read_text())["data"]
     return data["class_path"], dict(data.get("init_args") or {})
 
 
-def build_datamodule(ckpt: Checkpoint, args: argparse.Namespace) -> SpeechDataModule:
-    """The data module to score on: the checkpoint's features and vocabulary, the user's data."""
-    if args.dataset is None:
-        cls, init_args = ckpt.data_class(), dict(ckpt.data_args)
+def build_datamodule(ckpt: Checkpoint, dataset: str | None = None, data_root: str | None = None,
+                     cache_dir: str | None = None, batch_size: int | None = None,
+                     buckets: list[int] | None = None, split: str = "test") -> SpeechDataModule:
+    """The data module to score on: the checkpoint's pipeline, or ``dataset`` with its features.
+
+    ``dataset`` is a packaged dataset name, ``folder`` (``data_root`` is then ``DIR/<label>/*.wav``,
+    every file in ``split``), or None for the checkpoint's own data module as training built it.
+    """
+    overrides = {"data_root": data_root, "cache_dir": cache_dir, "batch_size": batch_size,
+                 "length_buckets": buckets or ckpt.model_args["length_buckets"]}
+    if dataset is None:
+        datamodule = ckpt.pipeline.build(**overrides)
     else:
-        if args.dataset == "folder":
-            class_path, init_args = "speechrnn.data.folder.FolderDataModule", {"use_all_for": args.split}
+        if dataset == "folder":
+            if data_root is None:
+                raise SpeechRNNError("--dataset folder needs --data-root DIR holding DIR/<label>/*.wav")
+            class_path, init_args = "speechrnn.data.folder.FolderDataModule", {"path": data_root, "use_all_for": split}
+            overrides.pop("data_root")
         else:
-            class_path, init_args = dataset_config(args.dataset)
-        cls = data_module_class(class_path, f"dataset {args.dataset}")
-        init_args |= asdict(ckpt.features) | {"task": ckpt.task}
-    if issubclass(cls, FolderDataModule):
-        if args.data_root is None and "path" not in init_args:
-            raise SpeechRNNError("--dataset folder needs --data-root DIR holding DIR/<label>/*.wav")
-        init_args["path"] = args.data_root or init_args["path"]
-    elif args.data_root is not None:
-        init_args["data_root"] = args.data_root
-    overrides = {"cache_dir": args.cache_dir, "batch_size": args.batch_size,
-                 "length_buckets": args.buckets or ckpt.model_args["length_buckets"]}
-    init_args |= {key: value for key, value in overrides.items() if value is not None}
-    datamodule = cls(**init_args)
+            class_path, init_args = dataset_config(dataset)
+        described = DataPipeline({"class_path": class_path, "init_args": init_args | asdict(ckpt.features)
+                                  | {"task": ckpt.task}}, ckpt.features, ckpt.pipeline.pad_to_s)
+        datamodule = described.build(**overrides)
     if not isinstance(datamodule, FolderDataModule) and not datamodule.corpus_dir.is_dir():
         raise SpeechRNNError(
-            f"{datamodule.data_root} holds no {datamodule.name}/ folder; pass --data-root with the folder "
-            f"that holds {datamodule.name}/ (`speechrnn fit` on this dataset downloads it there)"
+            f"{datamodule.corpus_dir.parent} holds no {datamodule.corpus_dir.name}/ folder; pass --data-root with "
+            f"the folder that holds {datamodule.corpus_dir.name}/ (`speechrnn fit` on this dataset downloads it there)"
         )
     adopt_vocabulary(datamodule, ckpt)
     return datamodule
 
 
 def adopt_vocabulary(datamodule: SpeechDataModule, ckpt: Checkpoint) -> None:
-    """Give the data the checkpoint's label ids, so targets and predictions share one numbering."""
+    """Give the data the checkpoint's label ids, so targets and predictions share one numbering.
+
+    The data may hold a subset of the checkpoint's labels (scoring some classes is a normal use).
+    """
     unknown = [label for label in datamodule.labels if label not in ckpt.labels]
     if unknown:
         source = getattr(datamodule, "path", datamodule.corpus_dir)
@@ -130,7 +138,7 @@ def evaluate(ckpt: Checkpoint, datamodule: SpeechDataModule, split: str, device:
                         enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.test(model, dataloaders=loader, verbose=False)[0]
     table = model.results["test"]
-    hop_s = ckpt.features.hop_ms / 1000
+    hop_s = ckpt.features.frame_s
     scores = {
         "utterances": len(datamodule.splits[split]),
         "accuracy": metrics["test/acc"],
@@ -138,7 +146,7 @@ def evaluate(ckpt: Checkpoint, datamodule: SpeechDataModule, split: str, device:
         **({"folded_accuracy": metrics["test/acc_folded"]} if "test/acc_folded" in metrics else {}),
         "edges": table["edges"],
         "edges_s": [round(edge * hop_s, 6) for edge in table["edges"]],
-        "buckets": [[name, count, None if math.isnan(acc) else acc] for name, count, acc in table["buckets"]],
+        "buckets": table["buckets"],
         "confusion": table["confusion"],
     }
     return {"checkpoint": str(ckpt.path), "cell": ckpt.model_args["cell"], "dataset": datamodule.name,
@@ -172,7 +180,8 @@ def format_report(report: dict) -> str:
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     ckpt = load_checkpoint(args.checkpoint)
-    datamodule = build_datamodule(ckpt, args)
+    datamodule = build_datamodule(ckpt, args.dataset, args.data_root, args.cache_dir, args.batch_size,
+                                  args.buckets, args.split)
     report = evaluate(ckpt, datamodule, args.split, args.device)
     print(format_report(report))
     scores = report[report["split"]]

@@ -19,11 +19,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 
-from speechrnn.errors import SpeechRNNError
+from speechrnn.checkpoint import load_checkpoint
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.plots import plt, save_figure
 
@@ -81,38 +79,6 @@ def plot_gradient_norms(curves: dict[str, Tensor], path: Path, title: str = "Gra
     return save_figure(fig, path, dpi=110)
 
 
-class GradientDecay(Callback):
-    """Logs the gradient-through-time curve of the first validation batch, at the start and after
-    every ``every_n_epochs`` training epochs: ``grad/decay_per_step`` and a W&B line plot."""
-
-    def __init__(self, every_n_epochs: int = 1) -> None:
-        self.every_n_epochs = every_n_epochs
-        self.history: list[tuple[int, float]] = []  # (epoch, decay factor)
-
-    def _measure(self, trainer, model: SpeechClassifier, tag: str) -> None:
-        batch = next(iter(trainer.datamodule.val_dataloader()))
-        batch = model.transfer_batch_to_device(batch, model.device, 0)
-        norms = input_gradient_norms(model, batch.feats, batch.lengths, batch.targets)
-        factor = decay_factor(norms)
-        self.history.append((trainer.current_epoch, factor))
-        for logger in trainer.loggers:
-            logger.log_metrics({"grad/decay_per_step": factor}, step=trainer.global_step)
-            if isinstance(logger, WandbLogger):
-                import wandb  # only when logging to W&B
-
-                table = wandb.Table(data=[[d, float(n)] for d, n in enumerate(norms.tolist())],
-                                    columns=["distance", "grad_norm"])
-                logger.experiment.log({f"grad/through_time_{tag}": wandb.plot.line(
-                    table, "distance", "grad_norm", title=f"||d loss / d x_t|| ({tag})")})
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._measure(trainer, pl_module, "init")
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._measure(trainer, pl_module, f"epoch{trainer.current_epoch + 1}")
-
-
 def initialised_copy(model: SpeechClassifier, seed: int) -> SpeechClassifier:
     """The same architecture freshly initialised from ``seed``, with the model's feature statistics."""
     torch.manual_seed(seed)
@@ -142,9 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     curves = {}
     for path in args.checkpoints:
-        if not path.is_file():
-            raise SpeechRNNError(f"checkpoint {path} not found; pass a .ckpt file written by `speechrnn fit`")
-        trained = SpeechClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).train()
+        trained = load_checkpoint(path).model().train()
         fresh = initialised_copy(trained, args.seed)
         batch = synthetic_batch(trained, args.frames, args.batch_size, args.seed)
         name = f"{trained.hparams.cell} {path.parent.parent.name}"

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+DEFAULT_LENGTH_BUCKETS = [50, 100, 150]  # frames; a corpus sets edges where its lengths lie
+
 
 def bucket_names(edges: list[int]) -> list[str]:
     """Stable names for buckets ``[0, e0), [e0, e1), ..., [e_last, inf)`` in frames."""

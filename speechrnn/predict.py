@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -25,8 +26,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit`")
     parser.add_argument("files", nargs="+", type=Path, help="audio files (.wav, .flac, .ogg)")
     parser.add_argument("--top-k", type=int, default=3, help="labels listed per file (keyword tasks)")
-    parser.add_argument("--pad-to-s", type=float, help="zero-pad shorter recordings to this many "
-                        "seconds, as the training corpus did (Speech Commands: 1)")
     parser.add_argument("--json", type=Path, help="also write the predictions to this file")
     return parser.parse_args(argv)
 
@@ -34,7 +33,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 @torch.inference_mode()
 def predict_file(model: SpeechClassifier, mfcc: MFCC, path: Path, top_k: int,
                  pad_to_s: float | None) -> dict:
-    """``{"file", "top": [[label, probability], ...]}``, or ``{"file", "frames": [label, ...]}``."""
+    """``{"file", "top": [[label, probability], ...]}``, or ``{"file", "frames": [label, ...]}``.
+
+    ``pad_to_s`` is the training corpus's clip padding (the checkpoint's pipeline says it).
+    """
     if not path.is_file():
         raise SpeechRNNError(f"audio file {path} not found; check the path")
     utterance = Utterance(key=path.name, path=path, split="test", pad_to_s=pad_to_s)
@@ -58,19 +60,28 @@ def segments(frames: list[str], hop_s: float) -> list[tuple[float, float, str]]:
 
 
 def main(argv: list[str]) -> None:
+    """Score every file it can; report each bad one on stderr, and exit 2 if any failed."""
     args = parse_args(argv)
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.model()
     mfcc = MFCC(ckpt.features)
-    predictions = []
+    predictions, failures = [], []
     for path in args.files:
-        prediction = predict_file(model, mfcc, path, args.top_k, args.pad_to_s)
+        try:
+            prediction = predict_file(model, mfcc, path, args.top_k, ckpt.pipeline.pad_to_s)
+        except SpeechRNNError as err:
+            failures.append(str(err))
+            print(f"speechrnn: error: {err}", file=sys.stderr)
+            continue
         predictions.append(prediction)
         if "top" in prediction:
             print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in prediction["top"]))
         else:
-            runs = segments(prediction["frames"], ckpt.features.hop_ms / 1000)
+            runs = segments(prediction["frames"], ckpt.features.frame_s)
             print(f"{path}: " + " ".join(f"{label}[{a:.2f}-{b:.2f}]" for a, b, label in runs))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(predictions, indent=1))
+        args.json.write_text(json.dumps(predictions, indent=1, allow_nan=False))
+    if failures:
+        raise SpeechRNNError(f"{len(failures)} of {len(args.files)} files could not be scored (listed above); "
+                             "the others were")

@@ -1,6 +1,7 @@
 import torch
 
-from speechrnn.data.batching import IGNORE_INDEX, LengthBucketSampler, PaddedBatches
+from speechrnn.batch import IGNORE_INDEX
+from speechrnn.data.batching import LengthBucketSampler, PaddedBatches
 from speechrnn.data.cache import SplitFeatures
 
 

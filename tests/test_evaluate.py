@@ -1,11 +1,13 @@
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
 from speechrnn.cli import main
+from tones import ToneDataModule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -40,7 +42,10 @@ def fails(capsys, *args) -> str:
 def test_lightning_checkpoints_load_with_weights_only(run):
     raw = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
     assert raw["hyper_parameters"]["labels"] == ["0", "1", "2"]
-    assert raw["datamodule_hyper_parameters"]["_class_path"] == "tones.ToneDataModule"
+    pipeline = raw["speechrnn_pipeline"]
+    assert pipeline["data"]["class_path"] == "tones.ToneDataModule"
+    rebuilt = ToneDataModule(**pipeline["data"]["init_args"])  # the description rebuilds the module
+    assert asdict(rebuilt.features) == pipeline["features"] and rebuilt.length_buckets == [30, 45]
     assert {"feat_mean", "feat_std"} <= raw["state_dict"].keys()
 
 
@@ -114,3 +119,24 @@ def test_labels_outside_the_checkpoints_vocabulary_are_listed(run, tmp_path, cap
 def test_a_data_root_without_the_dataset_is_named(run, tmp_path, capsys):
     err = fails(capsys, run / "checkpoints/best.ckpt", "--data-root", tmp_path)
     assert f"{tmp_path} holds no tones/ folder" in err and "--data-root" in err
+
+
+def test_a_checkpoint_without_its_pipeline_is_refused_naming_the_fix(run, tmp_path, capsys):
+    raw = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
+    del raw["speechrnn_pipeline"]
+    torch.save(raw, tmp_path / "old.ckpt")
+    err = fails(capsys, tmp_path / "old.ckpt")
+    assert "older speechrnn" in err and "retrain" in err
+
+
+def test_a_folder_with_some_of_the_checkpoints_labels_is_scored_on_those(run, tmp_path):
+    for wav in (run.parent / "data/tones").glob("[02]_1[01].wav"):  # test files of classes 0 and 2 only
+        label = wav.stem.split("_")[0]
+        (tmp_path / "folder" / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(wav, tmp_path / "folder" / label / wav.name)
+    evaluate(run / "checkpoints/best.ckpt", "--dataset", "folder", "--data-root", tmp_path / "folder",
+             "--cache-dir", tmp_path / "cache", "--json", tmp_path / "subset.json")
+    scores = json.loads((tmp_path / "subset.json").read_text())["test"]
+    assert scores["utterances"] == 4
+    confusion = torch.tensor(scores["confusion"])
+    assert confusion[1].sum() == 0 and confusion[[0, 2]].sum() == 4  # rows are the true classes

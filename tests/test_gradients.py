@@ -4,7 +4,8 @@ import lightning as L
 import pytest
 import torch
 
-from speechrnn.gradients import GradientDecay, decay_factor, input_gradient_norms, main
+from speechrnn.callbacks import GradientDecay
+from speechrnn.gradients import decay_factor, input_gradient_norms, main
 from speechrnn.models.classifier import SpeechClassifier
 
 

@@ -2,6 +2,8 @@ import lightning as L
 import pytest
 import torch
 
+from speechrnn.callbacks import TrainingStability
+from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
 
 CELLS = ["rnn", "gru", "lstm"]
@@ -62,8 +64,26 @@ def test_normalisation_statistics_come_from_the_training_split(tone_data):
 
 
 def test_gradient_spikes_and_non_finite_norms_are_counted():
-    model = classifier()
-    model.log = lambda *args, **kwargs: None  # no trainer attached
+    monitor = TrainingStability()
     for norm in [1.0, 1.2, 0.9, 50.0, float("nan"), 2.0]:
-        model._count_spike(torch.tensor(norm))
-    assert model.stability == {"nonfinite_losses": 0, "grad_spikes": 2, "max_grad_norm": 50.0, "steps": 6}
+        monitor.count(torch.tensor(norm))
+    assert monitor.stability == {"nonfinite_losses": 0, "grad_spikes": 2, "max_grad_norm": 50.0, "steps": 6}
+
+
+def test_a_non_finite_loss_stops_training_with_an_error_and_no_checkpoint(tone_data, tmp_path):
+    model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim, hidden_size=8,
+                             length_buckets=tone_data.length_buckets)
+    with torch.no_grad():
+        model.head.out.bias.fill_(float("nan"))
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, monitor="val/acc", mode="max")
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[TrainingStability(), checkpoints])
+    with pytest.raises(SpeechRNNError, match="non-finite loss"):
+        trainer.fit(model, datamodule=tone_data)
+    assert not list(tmp_path.glob("*.ckpt"))
+
+
+@pytest.mark.parametrize("argument,value", [("hidden_size", 0), ("lr", -1.0), ("num_layers", 0), ("dropout", 1.0)])
+def test_impossible_hyperparameters_are_refused_naming_the_flag(argument, value):
+    with pytest.raises(SpeechRNNError, match=f"model.{argument}"):
+        classifier(**{argument: value})

@@ -6,23 +6,12 @@ there, and only its indices cross from the host.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from speechrnn.batch import IGNORE_INDEX, Batch
 from speechrnn.data.cache import SplitFeatures
-
-IGNORE_INDEX = -100  # framewise targets on padding; cross-entropy and metrics skip it
-
-
-class Batch(NamedTuple):
-    feats: Tensor  # (B, T, F), zeros past each length
-    lengths: Tensor  # (B,) frames
-    targets: Tensor  # (B,) class ids, or (B, T) framewise with IGNORE_INDEX on padding
-    speech_lengths: Tensor  # (B,) frames of real audio; the key of accuracy against length
-    indices: Tensor  # (B,) positions in the split
 
 
 class PaddedBatches(Dataset):

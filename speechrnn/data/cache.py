@@ -34,14 +34,13 @@ from torch import Tensor
 from tqdm import tqdm
 
 from speechrnn.data.audio import load_utterance
-from speechrnn.data.corpus import SPLITS, Utterance
+from speechrnn.data.corpus import SILENCE, SPLITS, Utterance
 from speechrnn.data.features import MFCC, FeatureSettings
 from speechrnn.errors import SpeechRNNError
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-SILENCE = "sil"  # framewise label of frames that no phone segment covers
 ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
 EXTRACT_BATCH = 64  # utterances per MFCC call
 DECODE_AHEAD = 8  # batches in flight at once: keeps every core busy, bounds the memory held
@@ -179,7 +178,7 @@ def _extract_split(members, extractor, task, label_ids, split):
     Files go in order of size, so each MFCC batch holds similar lengths and little padding.
     """
     settings = extractor.settings
-    hop_s = settings.hop_length / settings.sample_rate
+    hop_s = settings.frame_s
     by_size = sorted(members, key=_size_hint)
     batches = [by_size[i : i + EXTRACT_BATCH] for i in range(0, len(by_size), EXTRACT_BATCH)]
     feats, targets, speech_lengths, keys, skipped = [], [], [], [], []

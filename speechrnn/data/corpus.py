@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SPLITS = ("train", "validation", "test")
+SILENCE = "sil"  # the label of frames or clips without speech, in every corpus
 
 # A phone segment: (start_s, end_s, phone label).
 PhoneSegment = tuple[float, float, str]

@@ -21,11 +21,14 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from speechrnn.data.batching import Batch, LengthBucketSampler, PaddedBatches
+from speechrnn.batch import Batch
+from speechrnn.data.batching import LengthBucketSampler, PaddedBatches
 from speechrnn.data.cache import FeatureCache, SplitFeatures, cache_key
 from speechrnn.data.corpus import Utterance
 from speechrnn.data.features import FeatureSettings
+from speechrnn.data.pipeline import DataPipeline, describe
 from speechrnn.errors import SpeechRNNError
+from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS
 
 TASKS = ("keyword", "phones")
 FEATURE_DEVICES = ("auto", "cpu", "cuda")
@@ -61,20 +64,21 @@ class SpeechDataModule(L.LightningDataModule):
 
     name: ClassVar[str]  # the folder under data_root, and the cache's prefix
     tasks: ClassVar[tuple[str, ...]] = ("keyword",)
+    pad_to_s: ClassVar[float | None] = None  # shorter recordings are zero-padded to this (seconds)
 
     def __init__(
         self,
         task: str = "keyword",
         data_root: str | None = None,
         cache_dir: str | None = None,
-        sample_rate: int = 16000,
-        n_mfcc: int = 40,
-        n_mels: int = 40,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        deltas: bool = False,
+        sample_rate: int = FeatureSettings.sample_rate,
+        n_mfcc: int = FeatureSettings.n_mfcc,
+        n_mels: int = FeatureSettings.n_mels,
+        win_ms: float = FeatureSettings.win_ms,
+        hop_ms: float = FeatureSettings.hop_ms,
+        deltas: bool = FeatureSettings.deltas,
         batch_size: int = 64,
-        length_buckets: list[int] = [50, 100, 150],  # noqa: B006 (jsonargparse reads the default)
+        length_buckets: list[int] = DEFAULT_LENGTH_BUCKETS,  # jsonargparse reads the default
         seed: int = 0,
         feature_device: str = "auto",
     ) -> None:
@@ -119,6 +123,16 @@ class SpeechDataModule(L.LightningDataModule):
         return batch
 
     # ----- shared machinery -------------------------------------------------------------------
+
+    @classmethod
+    def dataset_name(cls, init_args) -> str:
+        """The dataset's name before the module exists (W&B groups runs by it); see ``name``."""
+        return cls.name
+
+    @property
+    def pipeline(self) -> DataPipeline:
+        """This module's description, which every checkpoint carries (see ``speechrnn.data.pipeline``)."""
+        return DataPipeline(describe(self, dict(self.hparams)), self.features, self.pad_to_s)
 
     @property
     def corpus_dir(self) -> Path:

@@ -18,15 +18,17 @@ from ``seed``. Distractors are MFCC frames of white noise at ``noise_dbfs`` (a l
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
 from typing import ClassVar, Literal
 
-import lightning as L
 import torch
 
 from speechrnn.data.cache import SplitFeatures
 from speechrnn.data.corpus import SPLITS
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.features import MFCC
+from speechrnn.data.pipeline import DataPipeline, data_module_class, describe
 from speechrnn.errors import SpeechRNNError
 
 NOISE_POOL_S = 20.0  # seconds of noise per split; slices of it are drawn at random offsets
@@ -58,7 +60,6 @@ class DelayedDataModule(SpeechDataModule):
         batch_size: int = 64,
         seed: int = 0,
     ) -> None:
-        L.LightningDataModule.__init__(self)  # settings come from `inner`, not from our arguments
         if inner.task != "keyword":
             raise SpeechRNNError(f"the delayed task needs a keyword data module; {type(inner).__name__} "
                                  f"has task {inner.task!r}")
@@ -66,22 +67,38 @@ class DelayedDataModule(SpeechDataModule):
             raise SpeechRNNError(f"delays_s must list delays of 0 s or more, got {delays_s}")
         if distractor not in ("noise", "utterances"):
             raise SpeechRNNError(f"distractor must be 'noise' or 'utterances', got {distractor!r}")
-        self.save_hyperparameters(ignore=["inner"])
         self.inner = inner
-        self.name = f"{inner.name}-delayed"
-        self.task = inner.task
-        self.features = inner.features
-        self.labels = inner.labels
         self.delays_s = list(delays_s)
         self.window_frames = self.frames(window_s)
         self.distractor = distractor
         self.noise_dbfs = noise_dbfs
-        self.batch_size = batch_size
-        self.seed = seed
-        self.splits: dict[str, SplitFeatures] = {}
+        # the features, the corpus's location and its labels are the inner module's
+        super().__init__(task=inner.task, data_root=str(inner.data_root), cache_dir=str(inner.cache_dir),
+                         **asdict(inner.features), batch_size=batch_size, length_buckets=self.length_buckets,
+                         seed=seed, feature_device=inner.feature_device)
+        self.save_hyperparameters(ignore=["inner"])
+        self.name = self.dataset_name({"inner": {"class_path": type(inner)}})
+
+    @classmethod
+    def dataset_name(cls, init_args) -> str:
+        inner = init_args["inner"]["class_path"]
+        inner = inner if isinstance(inner, type) else data_module_class(inner, "the delayed task's inner module")
+        return f"{inner.dataset_name(init_args['inner'].get('init_args') or {})}-{cls.name}"
+
+    @property
+    def pipeline(self) -> DataPipeline:
+        return DataPipeline(describe(self, dict(self.hparams) | {"inner": self.inner}), self.features,
+                            self.inner.pad_to_s)
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.inner.corpus_dir
+
+    def vocabulary(self) -> list[str]:
+        return self.inner.labels
 
     def frames(self, seconds: float) -> int:
-        return round(seconds * 1000 / self.features.hop_ms)
+        return round(seconds * 1000 / self.inner.features.hop_ms)
 
     @property
     def total_frames(self) -> list[int]:
@@ -92,6 +109,12 @@ class DelayedDataModule(SpeechDataModule):
     def length_buckets(self) -> list[int]:
         """Edges at each distinct total length: one bucket per delay (the first stays empty)."""
         return sorted(set(self.total_frames))
+
+    @length_buckets.setter
+    def length_buckets(self, edges: list[int]) -> None:
+        if list(edges) != self.length_buckets:
+            raise SpeechRNNError(f"the delayed task's length buckets follow its delays ({self.length_buckets} "
+                                 f"frames); got {list(edges)}: change delays_s instead")
 
     def scoring_map(self) -> dict[str, str] | None:
         return self.inner.scoring_map()

@@ -30,6 +30,11 @@ class FeatureSettings:
         return round(self.sample_rate * self.hop_ms / 1000)
 
     @property
+    def frame_s(self) -> float:
+        """Seconds from one frame to the next: the rounded hop, so ``t * frame_s`` is frame t's centre."""
+        return self.hop_length / self.sample_rate
+
+    @property
     def n_fft(self) -> int:
         return 1 << (self.win_length - 1).bit_length()
 

@@ -91,7 +91,7 @@ class FolderDataModule(SpeechDataModule):
 
     def utterances(self) -> list[Utterance]:
         found = []
-        for label in self.labels:
+        for label in self.vocabulary():  # the folder's own labels: ``labels`` may be a checkpoint's superset
             for recording in _recordings(self.path / label):
                 relative = recording.relative_to(self.path).as_posix()
                 speaker = self._speaker(recording)

@@ -9,7 +9,7 @@ Label sets:
 
 - ``all``: every word, 30 (v0.01) or 35 (v0.02) classes.
 - ``core12``: the standard task of the TensorFlow ``speech_commands`` recipe: ten words, plus
-  ``_unknown_`` (the other words) and ``_silence_``. As in that recipe each split gets
+  ``_unknown_`` (the other words) and ``sil`` (the recipe's ``_silence_``). As in that recipe each split gets
   ``ceil(unknown_percent%)`` and ``ceil(silence_percent%)`` of its ten-word clip count as extra
   unknown and silence items; unknown clips are drawn at random (seeded by ``seed``) from the
   split's other words. Silence items are one-second windows of the ``_background_noise_``
@@ -36,8 +36,8 @@ import torch
 from torch import Tensor
 
 from speechrnn.data.audio import read_audio
-from speechrnn.data.batching import Batch
-from speechrnn.data.corpus import Utterance
+from speechrnn.batch import Batch
+from speechrnn.data.corpus import SILENCE, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract
 from speechrnn.data.features import MFCC
@@ -82,7 +82,7 @@ WORDS_V1 = [
 ]
 WORDS = {1: WORDS_V1, 2: sorted(WORDS_V1 + ["backward", "follow", "forward", "learn", "visual"])}
 CORE_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-UNKNOWN, SILENCE = "_unknown_", "_silence_"
+UNKNOWN = "_unknown_"
 BACKGROUND_DIR = "_background_noise_"
 CLIP_S = 1.0
 # Share of each background recording (by time) that each split draws noise from.
@@ -95,7 +95,7 @@ class SpeechCommandsDataModule(SpeechDataModule):
 
     Args:
         version: 2 (v0.02, 105,829 clips, about 2.3 GB) or 1 (v0.01, 64,727 clips, 1.4 GB).
-        label_set: ``all`` (every word) or ``core12`` (ten words, ``_unknown_``, ``_silence_``).
+        label_set: ``all`` (every word) or ``core12`` (ten words, ``_unknown_``, ``sil``).
         unknown_percent, silence_percent: ``core12`` only: extra unknown and silence items per
             split, in percent of its ten-word clips (the TensorFlow recipe uses 10 each).
         noise_probability: chance that a training clip gets background noise mixed in; needs
@@ -107,6 +107,7 @@ class SpeechCommandsDataModule(SpeechDataModule):
     """
 
     name: ClassVar[str] = "speech_commands"
+    pad_to_s: ClassVar[float] = CLIP_S
 
     def __init__(
         self,
@@ -198,7 +199,7 @@ class SpeechCommandsDataModule(SpeechDataModule):
                         split=split_of.get(relative, "train"),
                         label=word,
                         speaker=path.name.split("_nohash_")[0],
-                        pad_to_s=CLIP_S,
+                        pad_to_s=self.pad_to_s,
                     )
                 )
         return clips

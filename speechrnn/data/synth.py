@@ -30,7 +30,7 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from speechrnn.data import espeak
-from speechrnn.data.corpus import PhoneSegment, Utterance
+from speechrnn.data.corpus import SILENCE, PhoneSegment, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.speech_commands import CORE_WORDS
 from speechrnn.errors import SpeechRNNError
@@ -39,7 +39,6 @@ DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 WORDS = (*DIGITS, *CORE_WORDS)  # the keyword task's labels, in this order
 LANGUAGE = "en-us"  # one phoneme inventory for every variant
 SAMPLE_RATE = 16000  # Hz, of the written WAVs
-SILENCE = "sil"
 METADATA = "metadata.json"
 HELD_OUT_SHARE = 0.1  # of the variants, and of each word's utterances, for validation and for test
 MIN_PER_WORD = 3  # one utterance per split

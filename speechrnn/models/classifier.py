@@ -7,18 +7,17 @@ from typing import Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from speechrnn.data.batching import IGNORE_INDEX, Batch
-from speechrnn.metrics import LengthBucketAccuracy, bucket_names
+from speechrnn.batch import IGNORE_INDEX, Batch
+from speechrnn.errors import SpeechRNNError
+from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS, LengthBucketAccuracy, bucket_names
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import FrameHead, UtteranceHead
 from speechrnn.models.transformer import TransformerEncoder
 
-SPIKE_FACTOR = 10.0  # a gradient norm this many times its running mean counts as a spike
-NORM_DECAY = 0.9  # weight of the past in that running mean
+PIPELINE_KEY = "speechrnn_pipeline"  # the checkpoint entry for the data module's ``pipeline``
 
 
 def build_encoder(input_size: int, cell: str, hidden_size: int, num_layers: int, bidirectional: bool,
@@ -55,7 +54,7 @@ class SpeechClassifier(L.LightningModule):
         labels: list[str],
         input_size: int,
         task: Literal["keyword", "phones"] = "keyword",
-        length_buckets: list[int] = [50, 100, 150],  # noqa: B006
+        length_buckets: list[int] = DEFAULT_LENGTH_BUCKETS,
         label_folding: dict[str, str] | None = None,
         cell: Literal["rnn", "gru", "lstm", "transformer"] = "gru",
         hidden_size: int = 128,
@@ -71,6 +70,8 @@ class SpeechClassifier(L.LightningModule):
         lr_schedule: Literal["cosine", "constant"] = "cosine",
     ) -> None:
         super().__init__()
+        check_hyperparameters(labels=labels, hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                              lr=lr, weight_decay=weight_decay)
         self.save_hyperparameters()
         self.labels = list(labels)
         num_classes = len(self.labels)
@@ -102,11 +103,7 @@ class SpeechClassifier(L.LightningModule):
             split: MulticlassAccuracy(len(folded), average="micro", ignore_index=IGNORE_INDEX)
             for split in ("val", "test")
         }) if label_folding else None
-        self.results: dict[str, dict] = {}  # per split: accuracy and the bucket table, for pipelines
-        # Training-stability counters, kept on the device so no step waits for the GPU.
-        for name, value in [("nonfinite_losses", 0), ("grad_spikes", 0), ("steps", 0),
-                            ("max_grad_norm", 0.0), ("mean_grad_norm", float("nan"))]:
-            self.register_buffer(name, torch.tensor(value), persistent=False)
+        self.results: dict[str, dict] = {}  # per split: the bucket table and confusion of the last epoch
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule if self._trainer else None
@@ -114,6 +111,12 @@ class SpeechClassifier(L.LightningModule):
             mean, std = datamodule.feature_stats()
             self.feat_mean.copy_(mean)
             self.feat_std.copy_(std)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Put the data module's pipeline description beside the weights, so tools can rebuild it."""
+        datamodule = self.trainer.datamodule if self._trainer else None
+        if datamodule is not None:
+            checkpoint[PIPELINE_KEY] = datamodule.pipeline.to_dict()
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
@@ -127,7 +130,6 @@ class SpeechClassifier(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, preds = self._loss(batch)
-        self.nonfinite_losses += ~torch.isfinite(loss)
         self.accuracy["train_acc"](preds, batch.targets)
         size = len(batch.lengths)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
@@ -167,7 +169,8 @@ class SpeechClassifier(L.LightningModule):
         for name, acc, count in zip(names, accuracy.tolist(), counts.tolist()):
             if count:
                 self.log(f"{split}/acc_len_{name}", acc, sync_dist=False)
-        rows = [[name, int(count), acc] for name, acc, count in zip(names, accuracy.tolist(), counts.tolist())]
+        rows = [[name, int(count), acc if count else None]  # no accuracy for an empty bucket
+                for name, acc, count in zip(names, accuracy.tolist(), counts.tolist())]
         confusion = self.confusion[split].compute()  # (C, C), rows are true classes
         self.confusion[split].reset()
         support = confusion.sum(1)
@@ -175,47 +178,6 @@ class SpeechClassifier(L.LightningModule):
         self.log(f"{split}/acc_macro", macro)
         self.results[split] = {"edges": list(self.hparams.length_buckets), "buckets": rows,
                                "macro_accuracy": macro.item(), "confusion": confusion.tolist()}
-        if isinstance(self.logger, WandbLogger) and not self.trainer.sanity_checking:
-            self._log_wandb_length_plot(split, rows)
-
-    def _log_wandb_length_plot(self, split: str, rows: list[list]) -> None:
-        """The bucket table and a line of accuracy against length (bucket centres in frames)."""
-        import wandb
-
-        from speechrnn.plots import bucket_centres
-
-        centres = bucket_centres(self.hparams.length_buckets, rows)
-        data = [[name, centre, count, acc if count else None]  # empty buckets: no point on the line
-                for (name, count, acc), centre in zip(rows, centres)]
-        table = wandb.Table(columns=["bucket", "length_frames", "count", "accuracy"], data=data)
-        chart = wandb.plot.line(table, "length_frames", "accuracy",
-                                title=f"{split} accuracy against sequence length")
-        self.logger.experiment.log({f"{split}/acc_by_length": table, f"{split}/acc_by_length_plot": chart,
-                                    "trainer/global_step": self.global_step})
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
-        norm = torch.stack(norms).norm()  # before clipping
-        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
-        self._count_spike(norm)
-
-    def _count_spike(self, norm: Tensor) -> None:
-        """Gradient norms far above their running mean, or not finite: explosions."""
-        finite = torch.isfinite(norm)
-        self.steps += 1
-        self.grad_spikes += ~finite | (norm > SPIKE_FACTOR * self.mean_grad_norm)  # NaN mean: no spike yet
-        self.max_grad_norm.copy_(torch.where(finite, torch.maximum(self.max_grad_norm, norm), self.max_grad_norm))
-        previous = torch.where(torch.isnan(self.mean_grad_norm), norm, self.mean_grad_norm)
-        updated = NORM_DECAY * previous + (1 - NORM_DECAY) * norm
-        self.mean_grad_norm.copy_(torch.where(finite, updated, self.mean_grad_norm))
-        self.log("train/grad_spikes", self.grad_spikes.float(), on_step=True, on_epoch=False)
-        self.log("train/nonfinite_losses", self.nonfinite_losses.float(), on_step=True, on_epoch=False)
-
-    @property
-    def stability(self) -> dict:
-        """Non-finite losses, gradient-norm spikes, the largest norm and the steps taken, as numbers."""
-        return {"nonfinite_losses": int(self.nonfinite_losses), "grad_spikes": int(self.grad_spikes),
-                "max_grad_norm": float(self.max_grad_norm), "steps": int(self.steps)}
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
@@ -224,3 +186,19 @@ class SpeechClassifier(L.LightningModule):
             return optimizer
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs))
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def check_hyperparameters(labels: list[str], hidden_size: int, num_layers: int, dropout: float, lr: float,
+                          weight_decay: float) -> None:
+    """Refuse settings no model can train with, naming the flag, before torch fails somewhere deeper."""
+    problems = [
+        (len(labels) < 2, f"model.labels needs at least two classes, got {list(labels)}"),
+        (hidden_size < 1, f"model.hidden_size must be at least 1, got {hidden_size}"),
+        (num_layers < 1, f"model.num_layers must be at least 1, got {num_layers}"),
+        (not 0 <= dropout < 1, f"model.dropout must be in [0, 1), got {dropout}"),
+        (not lr > 0, f"model.lr must be positive, got {lr}"),
+        (not weight_decay >= 0, f"model.weight_decay must be 0 or more, got {weight_decay}"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise SpeechRNNError(message)

@@ -1,0 +1,108 @@
+"""``speechrnn compare RUN...``: one table and one plot of accuracy against length, a line per run.
+
+A RUN is a run directory holding ``results.json`` (written after ``speechrnn fit``) or a results
+file itself (that, or an ``evaluate --json`` report). No W&B account needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from speechrnn.errors import SpeechRNNError
+from speechrnn.plots import plot_accuracy_by_length
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="speechrnn compare", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories or results .json files")
+    parser.add_argument("--plot", type=Path, default=Path("compare.png"), help="the PNG to write")
+    return parser.parse_args(argv)
+
+
+def read_results(path: Path) -> tuple[str, dict]:
+    """A run's name (its folder, or the file's stem) and its scored split from ``path``."""
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise SpeechRNNError(f"{file} not found; pass run directories holding results.json "
+                             "(written by `speechrnn fit`) or results .json files")
+    try:
+        results = json.loads(file.read_text())
+        missing = {"accuracy", "edges", "buckets"} - scored(results).keys()
+        if missing:
+            raise KeyError(sorted(missing))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise SpeechRNNError(f"{file} is not a speechrnn results file ({err!r}); pass the results.json "
+                             "of `speechrnn fit` or the --json of `speechrnn evaluate`") from err
+    name = file.parent.name if file.name == "results.json" else file.stem
+    return name, results
+
+
+def scored(results: dict) -> dict:
+    """The split a results file scored: ``test`` after fit, ``split`` in an evaluate report."""
+    return results[results.get("split", "test")]
+
+
+def unique_names(named: list[tuple[str, dict]]) -> dict[str, dict]:
+    """Runs by name; a repeated name gets ``-2``, ``-3``, ... so no line hides another."""
+    runs: dict[str, dict] = {}
+    for name, results in named:
+        key, n = name, 1
+        while key in runs:
+            n += 1
+            key = f"{name}-{n}"
+        runs[key] = results
+    return runs
+
+
+def format_table(runs: dict[str, dict]) -> str:
+    """Rows: overall accuracy, then each length bucket (frames) in order; columns: runs."""
+    scores = {name: scored(results) for name, results in runs.items()}
+    names = sorted({row[0] for s in scores.values() for row in s["buckets"]},
+                   key=lambda bucket: [float(bound) for bound in bucket.split("-")])
+    width = max(10, *(len(name) for name in runs))
+    lines = [f"{'':<16}" + "".join(f"{name:>{width + 2}}" for name in runs),
+             f"{'':<16}" + "".join(f"{r.get('cell', '?') + ' ' + r.get('dataset', '?'):>{width + 2}}"
+                                   for r in runs.values()),
+             f"{'accuracy':<16}" + "".join(f"{percent(s['accuracy']):>{width + 2}}" for s in scores.values())]
+    for bucket in names:
+        cells = []
+        for s in scores.values():
+            row = next((row for row in s["buckets"] if row[0] == bucket), None)
+            cells.append("" if row is None else f"{percent(row[2])} ({row[1]})")
+        lines.append(f"{'len ' + bucket:<16}" + "".join(f"{cell:>{width + 2}}" for cell in cells))
+    return "\n".join(lines)
+
+
+def markdown_table(runs: dict[str, dict]) -> str:
+    """Markdown, one row per run: test accuracy, accuracy per length bucket, parameters, train time.
+
+    ``runs`` maps a name to a ``results.json`` of ``speechrnn fit``, all with the same buckets.
+    """
+    first = scored(next(iter(runs.values())))
+    head = ["run", "test acc", *[f"len {name} (n={count})" for name, count, _ in first["buckets"]],
+            "params", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, result in runs.items():
+        test = scored(result)
+        seconds = result.get("train_seconds")
+        cells = [name, percent(test["accuracy"]), *[percent(acc) for _, _, acc in test["buckets"]],
+                 f"{result.get('parameters', 0):,}", "-" if seconds is None else f"{seconds:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    runs = unique_names([read_results(path) for path in args.runs])
+    print(format_table(runs))
+    print("(bucket rows: accuracy (count); lengths in frames)")
+    hops = {results.get("hop_ms") for results in runs.values()}
+    plot_accuracy_by_length({name: scored(results) for name, results in runs.items()}, args.plot, hops.pop() if len(hops) == 1 else None)
+    print(f"plot: {args.plot}")

@@ -1,0 +1,386 @@
+"""Google Speech Commands v0.01 / v0.02: one-second keyword clips, classified one label each.
+
+The archive unpacks to ``data_root/speech_commands/speech_commands_v0.0<version>/`` holding
+``<word>/<speaker>_nohash_<n>.wav``, ``validation_list.txt``, ``testing_list.txt`` (the official
+splits; every other clip is train) and ``_background_noise_/*.wav``. The URLs and SHA-256
+checksums are those torchaudio's ``SPEECHCOMMANDS`` uses.
+
+Label sets:
+
+- ``all``: every word, 30 (v0.01) or 35 (v0.02) classes.
+- ``core12``: the standard task of the TensorFlow ``speech_commands`` recipe: ten words, plus
+  ``_unknown_`` (the other words) and ``sil`` (the recipe's ``_silence_``). As in that recipe each split gets
+  ``ceil(unknown_percent%)`` and ``ceil(silence_percent%)`` of its ten-word clip count as extra
+  unknown and silence items; unknown clips are drawn at random (seeded by ``seed``) from the
+  split's other words. Silence items are one-second windows of the ``_background_noise_``
+  recordings; each recording's first 80% feeds train, the next 10% validation and the last
+  10% test, so no noise is shared between splits.
+
+Clips shorter than one second are zero-padded to it (the cache keeps their true length).
+
+Training-only augmentation, all off by default, acts on normalised MFCC batches on the device:
+background noise mixed at a random SNR (in the mel-power domain, see ``NoiseMixer``), a random
+time shift, and SpecAugment-style time and cepstral-coefficient masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from pathlib import Path
+from typing import ClassVar
+
+import soundfile as sf
+import torch
+from torch import Tensor
+
+from speechrnn.data.audio import read_audio
+from speechrnn.batch import Batch
+from speechrnn.data.corpus import SILENCE, Utterance
+from speechrnn.data.datamodule import SpeechDataModule
+from speechrnn.data.download import download_and_extract
+from speechrnn.data.features import MFCC
+from speechrnn.errors import SpeechRNNError
+
+URL = "http://download.tensorflow.org/data/speech_commands_v0.0{version}.tar.gz"
+SHA256 = {
+    1: "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
+    2: "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
+}
+WORDS_V1 = [
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "wow",
+    "yes",
+    "zero",
+]
+WORDS = {1: WORDS_V1, 2: sorted(WORDS_V1 + ["backward", "follow", "forward", "learn", "visual"])}
+CORE_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+UNKNOWN = "_unknown_"
+BACKGROUND_DIR = "_background_noise_"
+CLIP_S = 1.0
+# Share of each background recording (by time) that each split draws noise from.
+NOISE_SPAN = {"train": (0.0, 0.8), "validation": (0.8, 0.9), "test": (0.9, 1.0)}
+LABEL_SETS = ("all", "core12")
+
+
+class SpeechCommandsDataModule(SpeechDataModule):
+    """Google Speech Commands keyword classification (see the module docstring).
+
+    Args:
+        version: 2 (v0.02, 105,829 clips, about 2.3 GB) or 1 (v0.01, 64,727 clips, 1.4 GB).
+        label_set: ``all`` (every word) or ``core12`` (ten words, ``_unknown_``, ``sil``).
+        unknown_percent, silence_percent: ``core12`` only: extra unknown and silence items per
+            split, in percent of its ten-word clips (the TensorFlow recipe uses 10 each).
+        noise_probability: chance that a training clip gets background noise mixed in; needs
+            ``n_mfcc == n_mels`` and no deltas (the mixing inverts the DCT).
+        noise_snr_db: range of the signal-to-noise ratio, in dB, drawn uniformly per clip.
+        time_shift_ms: largest random shift of a training clip, either way.
+        time_masks, time_mask_frames: SpecAugment time masks per clip, and their largest width.
+        coeff_masks, coeff_mask_width: masks over cepstral coefficients, and their largest width.
+    """
+
+    name: ClassVar[str] = "speech_commands"
+    pad_to_s: ClassVar[float] = CLIP_S
+
+    def __init__(
+        self,
+        version: int = 2,
+        label_set: str = "all",
+        unknown_percent: float = 10.0,
+        silence_percent: float = 10.0,
+        noise_probability: float = 0.0,
+        noise_snr_db: tuple[float, float] = (0.0, 20.0),
+        time_shift_ms: float = 0.0,
+        time_masks: int = 0,
+        time_mask_frames: int = 10,
+        coeff_masks: int = 0,
+        coeff_mask_width: int = 8,
+        **kwargs,
+    ) -> None:
+        if version not in SHA256:
+            raise SpeechRNNError(f"Speech Commands version {version} does not exist; choose 1 or 2")
+        if label_set not in LABEL_SETS:
+            raise SpeechRNNError(
+                f"Speech Commands label_set {label_set!r} is unknown; choose one of {list(LABEL_SETS)}"
+            )
+        self.version = version
+        self.label_set = label_set
+        self.unknown_percent = unknown_percent
+        self.silence_percent = silence_percent
+        self.noise_probability = noise_probability
+        self.noise_snr_db = tuple(noise_snr_db)
+        self.time_shift_ms = time_shift_ms
+        self.time_masks = time_masks
+        self.time_mask_frames = time_mask_frames
+        self.coeff_masks = coeff_masks
+        self.coeff_mask_width = coeff_mask_width
+        super().__init__(**kwargs)
+        settings = self.features
+        if noise_probability > 0 and (settings.n_mfcc != settings.n_mels or settings.deltas):
+            raise SpeechRNNError(
+                "Speech Commands noise mixing needs n_mfcc == n_mels and deltas off (it inverts "
+                f"the DCT), got n_mfcc={settings.n_mfcc}, n_mels={settings.n_mels}, "
+                f"deltas={settings.deltas}; change those or set noise_probability: 0"
+            )
+        self.noise_mixer: NoiseMixer | None = None
+
+    @property
+    def tree_dir(self) -> Path:
+        return self.corpus_dir / f"speech_commands_v0.0{self.version}"
+
+    def vocabulary(self) -> list[str]:
+        if self.label_set == "core12":
+            return [SILENCE, UNKNOWN, *CORE_WORDS]
+        return list(WORDS[self.version])
+
+    def download(self) -> None:
+        download_and_extract(URL.format(version=self.version), SHA256[self.version], self.tree_dir)
+
+    def utterances(self) -> list[Utterance]:
+        clips = self._word_clips()
+        if self.label_set == "all":
+            found = clips
+        else:
+            found = []
+            for split in ("train", "validation", "test"):
+                found += self._core12_split(split, [u for u in clips if u.split == split])
+        return sorted(found, key=lambda utterance: utterance.key)
+
+    def _word_clips(self) -> list[Utterance]:
+        """Every word clip, labelled with its word, in its official split."""
+        missing = [
+            f
+            for f in ("validation_list.txt", "testing_list.txt")
+            if not (self.tree_dir / f).is_file()
+        ]
+        missing += [w for w in WORDS[self.version] if not (self.tree_dir / w).is_dir()]
+        if missing:
+            raise SpeechRNNError(
+                f"{self.tree_dir} lacks {missing}; delete it and run `fit` to download it again, or "
+                f"unpack {URL.format(version=self.version)} into it"
+            )
+        split_of = {name: "validation" for name in self._read_list("validation_list.txt")}
+        split_of |= {name: "test" for name in self._read_list("testing_list.txt")}
+        clips = []
+        for word in WORDS[self.version]:
+            for path in sorted((self.tree_dir / word).glob("*.wav")):
+                relative = f"{word}/{path.name}"
+                clips.append(
+                    Utterance(
+                        key=relative,
+                        path=path,
+                        split=split_of.get(relative, "train"),
+                        label=word,
+                        speaker=path.name.split("_nohash_")[0],
+                        pad_to_s=self.pad_to_s,
+                    )
+                )
+        return clips
+
+    def _read_list(self, filename: str) -> list[str]:
+        return (self.tree_dir / filename).read_text().split()
+
+    def _core12_split(self, split: str, clips: list[Utterance]) -> list[Utterance]:
+        """One split of the ``core12`` task: core words, sampled unknowns, silence windows."""
+        core = [u for u in clips if u.label in CORE_WORDS]
+        others = [u for u in clips if u.label not in CORE_WORDS]
+        rng = random.Random(f"{self.seed}/{split}")
+        unknown_count = math.ceil(len(core) * self.unknown_percent / 100)
+        unknowns = rng.sample(others, min(unknown_count, len(others)))
+        silence_count = math.ceil(len(core) * self.silence_percent / 100)
+        return (
+            core
+            + [dataclasses.replace(u, label=UNKNOWN) for u in unknowns]
+            + self._silence_windows(split, silence_count, rng)
+        )
+
+    def background_files(self) -> list[Path]:
+        return sorted((self.tree_dir / BACKGROUND_DIR).glob("*.wav"))
+
+    def _silence_windows(self, split: str, count: int, rng: random.Random) -> list[Utterance]:
+        """``count`` one-second windows from this split's share of the background recordings."""
+        spans = []  # (path, first start_s, last start_s)
+        for path in self.background_files():
+            duration_s = sf.info(str(path)).duration
+            low, high = NOISE_SPAN[split]
+            if (high - low) * duration_s >= CLIP_S:
+                spans.append((path, low * duration_s, high * duration_s - CLIP_S))
+        if count and not spans:
+            raise SpeechRNNError(
+                f"no background recording in {self.tree_dir / BACKGROUND_DIR} is long enough for "
+                f"{split} silence clips; restore that folder or use label_set: all"
+            )
+        windows = []
+        for i in range(count):
+            path, first_s, last_s = rng.choice(spans)
+            windows.append(
+                Utterance(
+                    key=f"{SILENCE}/{split}/{i:05d}",
+                    path=path,
+                    split=split,
+                    label=SILENCE,
+                    start_s=round(rng.uniform(first_s, last_s), 3),
+                    duration_s=CLIP_S,
+                )
+            )
+        return windows
+
+    # ----- augmentation ---------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if self.noise_probability > 0 and self.noise_mixer is None:
+            self.noise_mixer = NoiseMixer.from_files(self.background_files(), MFCC(self.features))
+
+    def augment(self, batch: Batch) -> Batch:
+        mean, std = self.mean.to(batch.feats.device), self.std.to(batch.feats.device)
+        feats = (batch.feats - mean) / std  # (B, T, F), normalised: masks fill with the mean
+        if self.noise_mixer is not None:
+            feats = self.noise_mixer(feats, batch.lengths, mean, std, self.noise_probability, self.noise_snr_db)
+        if self.time_shift_ms > 0:
+            feats = time_shift(
+                feats, batch.lengths, round(self.time_shift_ms / self.features.hop_ms)
+            )
+        if self.time_masks:
+            feats = time_mask(feats, batch.lengths, self.time_masks, self.time_mask_frames)
+        if self.coeff_masks:
+            feats = coeff_mask(feats, self.features.n_mfcc, self.coeff_masks, self.coeff_mask_width)
+        valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < batch.lengths[:, None]
+        return batch._replace(feats=(feats * std + mean) * valid[..., None])  # raw, as the model takes
+
+
+class NoiseMixer:
+    """Adds background noise to normalised MFCC frames at a chosen SNR.
+
+    Noise and speech add in power, so the mixing happens on mel power: with ``n_mfcc ==
+    n_mels`` the orthonormal DCT is invertible, so frames go back to mel dB exactly, then to
+    power, get a window of noise power scaled to the SNR added, and return to normalised MFCCs.
+    Adding powers drops the speech-noise cross term, which averages to zero for independent
+    signals. The noise bank holds the train share of each background recording.
+    """
+
+    def __init__(self, noise_power: Tensor, dct: Tensor) -> None:
+        self.noise_power = noise_power  # (N, n_mels) mel power frames, recordings back to back
+        self.dct = dct  # (n_mels, n_mfcc), orthonormal
+
+    @classmethod
+    def from_files(cls, paths: list[Path], mfcc: MFCC) -> NoiseMixer:
+        if not paths:
+            raise SpeechRNNError(
+                f"noise mixing needs background recordings and found none in {BACKGROUND_DIR}/; "
+                "restore that folder or set noise_probability: 0"
+            )
+        banks = []
+        rate = mfcc.settings.sample_rate
+        with torch.no_grad():
+            for path in paths:
+                duration_s = sf.info(str(path)).duration
+                low, high = NOISE_SPAN["train"]
+                wave = read_audio(path, rate, low * duration_s, (high - low) * duration_s)
+                (ceps,) = mfcc(wave[None], torch.tensor([len(wave)]))
+                banks.append(10 ** ((ceps @ mfcc.dct.T) / 10))  # (T, n_mels) mel power
+        return cls(torch.cat(banks), mfcc.dct.clone())
+
+    def __call__(
+        self,
+        feats: Tensor,
+        lengths: Tensor,
+        mean: Tensor,
+        std: Tensor,
+        probability: float,
+        snr_db: tuple[float, float],
+    ) -> Tensor:
+        batch, steps, _ = feats.shape
+        device = feats.device
+        self.noise_power = self.noise_power.to(device)
+        self.dct = self.dct.to(device)
+        valid = (torch.arange(steps, device=device)[None, :] < lengths[:, None])[
+            ..., None
+        ]  # (B, T, 1)
+        speech = 10 ** (((feats * std + mean) @ self.dct.T) / 10)  # (B, T, n_mels)
+        # One noise window per clip; a window may straddle two recordings (a negligible seam).
+        starts = torch.randint(0, max(1, len(self.noise_power) - steps), (batch,), device=device)
+        rows = (starts[:, None] + torch.arange(steps, device=device)).clamp_(
+            max=len(self.noise_power) - 1
+        )
+        noise = self.noise_power[rows]  # (B, T, n_mels)
+        speech_mean = (speech * valid).sum((1, 2)) / (valid.sum((1, 2)) * speech.shape[-1])
+        noise_mean = (noise * valid).sum((1, 2)) / (valid.sum((1, 2)) * noise.shape[-1])
+        low, high = snr_db
+        snr = torch.empty(batch, device=device).uniform_(low, high)
+        scale = speech_mean / (noise_mean * 10 ** (snr / 10))  # (B,)
+        scale = scale * (torch.rand(batch, device=device) < probability)
+        mixed = speech + scale[:, None, None] * noise
+        mixed_db = 10 * torch.log10(mixed.clamp_min(1e-10))  # the floor AmplitudeToDB uses
+        return ((mixed_db @ self.dct - mean) / std) * valid
+
+
+def time_shift(feats: Tensor, lengths: Tensor, max_frames: int) -> Tensor:
+    """Shift each clip by up to ``max_frames`` either way within its length.
+
+    Frames shifted in repeat the clip's edge frame: keyword clips start and end in background,
+    and a zero (the training mean) would be an unnatural frame.
+    """
+    batch, steps, _ = feats.shape
+    device = feats.device
+    shift = torch.randint(-max_frames, max_frames + 1, (batch, 1), device=device)
+    source = torch.arange(steps, device=device)[None, :] - shift  # (B, T)
+    source = torch.minimum(source.clamp_min(0), (lengths[:, None] - 1).clamp_min(0))
+    shifted = feats.gather(1, source[..., None].expand_as(feats))
+    valid = torch.arange(steps, device=device)[None, :] < lengths[:, None]
+    return shifted * valid[..., None]
+
+
+def time_mask(feats: Tensor, lengths: Tensor, count: int, max_frames: int) -> Tensor:
+    """SpecAugment time masks: ``count`` spans of up to ``max_frames`` set to the mean (zero)."""
+    batch, steps, _ = feats.shape
+    device = feats.device
+    widths = torch.randint(0, max_frames + 1, (batch, count), device=device)
+    room = (lengths[:, None] - widths).clamp_min(0)  # (B, count)
+    starts = (torch.rand(batch, count, device=device) * (room + 1)).long()
+    t = torch.arange(steps, device=device)[None, None, :]  # (1, 1, T)
+    masked = ((t >= starts[..., None]) & (t < (starts + widths)[..., None])).any(1)  # (B, T)
+    return feats.masked_fill(masked[..., None], 0.0)
+
+
+def coeff_mask(feats: Tensor, n_mfcc: int, count: int, max_width: int) -> Tensor:
+    """SpecAugment's frequency masks applied to cepstral coefficients (and their deltas).
+
+    Masking MFCCs directly, as keyword-spotting models trained on MFCCs commonly do; the same
+    coefficients are masked in the static, delta and delta-delta blocks.
+    """
+    batch, steps, dim = feats.shape
+    device = feats.device
+    widths = torch.randint(0, max_width + 1, (batch, count), device=device)
+    starts = (torch.rand(batch, count, device=device) * (n_mfcc - widths + 1).clamp_min(1)).long()
+    c = torch.arange(n_mfcc, device=device)[None, None, :]  # (1, 1, n_mfcc)
+    masked = ((c >= starts[..., None]) & (c < (starts + widths)[..., None])).any(1)  # (B, n_mfcc)
+    blocks = feats.view(batch, steps, dim // n_mfcc, n_mfcc)
+    return blocks.masked_fill(masked[:, None, None, :], 0.0).view(batch, steps, dim)

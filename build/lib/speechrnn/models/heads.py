@@ -1,0 +1,52 @@
+"""Softmax heads: one label per utterance (pooled) or one per frame."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+POOLINGS = ("last", "mean", "attention")
+
+
+def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """``(B, T)`` True on real frames."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class UtteranceHead(nn.Module):
+    """Hidden states ``(B, T, H)`` -> logits ``(B, C)``.
+
+    ``last`` reads the state at each sequence's own last frame (for a bidirectional encoder the
+    backward half has read the whole sequence there too); ``mean`` averages real frames;
+    ``attention`` is a learned softmax weighting over real frames.
+    """
+
+    def __init__(self, hidden_size: int, num_classes: int, pooling: str = "last") -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
+        self.score = nn.Linear(hidden_size, 1) if pooling == "attention" else None
+        self.out = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
+        mask = padding_mask(lengths, states.shape[1])  # (B, T)
+        if self.pooling == "last":
+            pooled = states[torch.arange(len(states), device=states.device), lengths - 1]  # (B, H)
+        elif self.pooling == "mean":
+            pooled = (states * mask[..., None]).sum(1) / lengths[:, None]
+        else:
+            scores = self.score(states).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
+            pooled = (scores.softmax(1)[..., None] * states).sum(1)
+        return self.out(pooled)
+
+
+class FrameHead(nn.Module):
+    """Hidden states ``(B, T, H)`` -> logits ``(B, T, C)``; padding frames are ignored by the loss."""
+
+    def __init__(self, hidden_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.out = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
+        return self.out(states)

@@ -1,0 +1,72 @@
+"""Accuracy against sequence length: one line per run, the figure speechrnn exists to show."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt
+
+
+def bucket_centres(edges: list[int], rows: list[list]) -> list[float]:
+    """A representative length (frames) per bucket: its midpoint; the open last bucket 1.25x its edge."""
+    bounds = [0, *edges]
+    centres = [(lo + hi) / 2 for lo, hi in pairwise(bounds)]
+    return (centres + [bounds[-1] * 1.25])[: len(rows)]
+
+
+def plot_accuracy_by_length(runs: dict[str, dict], path: Path, hop_ms: float | None = None,
+                            title: str = "Test accuracy against sequence length") -> Path:
+    """Write a PNG with one line per run.
+
+    ``runs`` maps a run name to ``{"edges": [...], "buckets": [[name, count, accuracy], ...]}``;
+    empty buckets (accuracy NaN or count 0) are left out of the line.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, table in runs.items():
+        centres = bucket_centres(table["edges"], table["buckets"])
+        points = [(x, acc) for x, (_, count, acc) in zip(centres, table["buckets"])
+                  if count and acc is not None and not math.isnan(acc)]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, [100 * y for y in ys], marker="o", label=name)
+    unit = "frames" if hop_ms is None else f"frames ({hop_ms:g} ms each)"
+    ax.set(xlabel=f"sequence length, {unit}", ylabel="accuracy (%)", title=title, ylim=(0, 102))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path,
+                   title: str = "Confusion matrix") -> Path:
+    """Write a PNG of counts with true classes as rows, each row shaded by its share of the row."""
+    counts = [[int(c) for c in row] for row in confusion]
+    shares = [[c / max(1, sum(row)) for c in row] for row in counts]
+    size = min(16.0, 3 + 0.35 * len(labels))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels, rotation=90)
+    ax.set_yticks(ticks, labels)
+    if len(labels) <= 20:  # numbers stay legible up to about this many classes
+        for i, row in enumerate(counts):
+            for j, count in enumerate(row):
+                if count:
+                    ax.text(j, i, count, ha="center", va="center",
+                            color="white" if shares[i][j] > 0.5 else "black", fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, write (making the folder) and close a figure; every PNG speechrnn draws goes here."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
