@@ -7,7 +7,7 @@ TRAINER ?= gpu
 ARGS    ?=
 RUN_DIR ?= runs/$(DATA)-$(MODEL)
 
-.PHONY: help install demo train test test-slow lint bench sweep
+.PHONY: help install demo train test test-slow lint bench sweep gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,3 +47,6 @@ bench: install  ## data-path throughput against a standard baseline, on CPU (FSD
 
 lint: install  ## ruff
 	$(VENV)/bin/ruff check speechrnn pipelines tests benchmarks
+
+gpu-check: install  ## one bf16 epoch with features on the GPU; says so and exits 0 without a GPU
+	$(PY) -m benchmarks.gpu_check $(ARGS)

@@ -11,8 +11,8 @@ import torch
 import torchaudio.transforms as T
 from torch.utils.data import DataLoader, Dataset
 
-from speechrnn.data.audio import load_utterance
 from speechrnn.batch import Batch
+from speechrnn.data.audio import load_utterance
 from speechrnn.data.corpus import Utterance
 from speechrnn.data.features import FeatureSettings
 

@@ -37,7 +37,7 @@ from speechrnn.data.batching import LengthBucketSampler, PaddedBatches
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.fsdd import FSDDDataModule
 from speechrnn.data.synth import SynthDataModule
-from speechrnn.evaluate import build_datamodule, evaluate, parse_args
+from speechrnn.evaluate import build_datamodule, evaluate
 
 CORPORA = ("fsdd", "synth")
 MODEL = {"cell": "gru", "hidden_size": 128, "num_layers": 2}
@@ -68,10 +68,7 @@ def bench_training(dm: SpeechDataModule, repeats: int) -> dict:
     bucketed_s, random_s = training.median(ours.bucketed_s[1::2]), training.median(ours.random_s[1::2])
     overheads = [e / b for e, b in zip(ours.epoch_s[1::2], ours.bucketed_s[1::2])]
     checkpoint = dm.cache_dir / f"bench-{dm.name}.ckpt"
-    trainer.save_checkpoint(checkpoint)
-    saved = torch.load(checkpoint, weights_only=True)  # add the data class, as `speechrnn fit` records it
-    saved["datamodule_hyper_parameters"]["_class_path"] = f"{type(dm).__module__}.{type(dm).__name__}"
-    torch.save(saved, checkpoint)
+    trainer.save_checkpoint(checkpoint)  # the model writes its data pipeline into it
     return {
         "train_utterances": utts, "train_frames": frames,
         "ours_utt_per_s": utts / ours_s, "ours_frames_per_s": frames / ours_s,
@@ -114,10 +111,9 @@ def bench_extraction(dm: SpeechDataModule, repeats: int, scratch: Path) -> dict:
 
 def bench_evaluate(dm: SpeechDataModule, checkpoint: str, repeats: int) -> dict:
     ckpt = load_checkpoint(checkpoint)
-    argv = [checkpoint, "--cache-dir", str(dm.cache_dir), "--data-root", str(dm.data_root)]
     seconds = []
     for _ in range(repeats):
-        datamodule = build_datamodule(ckpt, parse_args(argv))
+        datamodule = build_datamodule(ckpt, data_root=str(dm.data_root), cache_dir=str(dm.cache_dir))
         start = time.perf_counter()
         report = evaluate(ckpt, datamodule, "test", "cpu")
         seconds.append(time.perf_counter() - start)

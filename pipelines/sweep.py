@@ -29,6 +29,8 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from speechrnn import tracking
+from speechrnn.callbacks import TrainingStability
 from speechrnn.cli import run_lightning
 from speechrnn.errors import SpeechRNNError
 from speechrnn.gradients import (
@@ -38,7 +40,6 @@ from speechrnn.gradients import (
     plot_gradient_norms,
 )
 from speechrnn.plots import plt, save_figure
-from speechrnn.tracking import default_wandb_mode
 
 CHANCE_LINE = 0.5  # the accuracy whose crossing the table reports
 
@@ -75,8 +76,8 @@ def train_one(grid: dict, out: Path, encoder: str, hidden: int, delay_s: float, 
               "lr": lr, "clip": clip, "seed": seed,
               "val_acc": float(score) if score is not None and math.isfinite(score) else 0.0,
               "test_acc": results["test"]["accuracy"], "train_seconds": results["train_seconds"],
-              "stability": dict(model.stability), **gradient_curves(model, datamodule, seed)}
-    finish_wandb()
+              "stability": stability_of(trainer), **gradient_curves(model, datamodule, seed)}
+    tracking.finish_run()
     record_path.write_text(json.dumps(record, indent=1))
     del cli, model, datamodule, trainer
     gc.collect()
@@ -96,11 +97,8 @@ def gradient_curves(model, datamodule, seed: int) -> dict:
     return curves
 
 
-def finish_wandb() -> None:
-    import wandb  # the trainer configs log to W&B; one run per fit
-
-    if wandb.run is not None:
-        wandb.finish(quiet=True)
+def stability_of(trainer) -> dict:
+    return next(c.stability for c in trainer.callbacks if isinstance(c, TrainingStability))
 
 
 def sweep(grid: dict, out: Path, extra: list[str]) -> list[dict]:
@@ -230,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.grid.is_file():
         raise SpeechRNNError(f"sweep grid {args.grid} not found; see configs/sweep/default.yaml")
     grid = yaml.safe_load(args.grid.read_text())
-    default_wandb_mode()
+    tracking.default_wandb_mode()
     os.environ.setdefault("WANDB_RUN_GROUP", f"sweep-{args.out.name}")  # one W&B group for all runs
     args.out.mkdir(parents=True, exist_ok=True)
     records = sweep(grid, args.out, args.extra)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 import time
 import warnings
@@ -116,8 +115,9 @@ def write_run_results(run_dir: Path, model: SpeechClassifier, trainer, accuracy:
     return path
 
 
-def run_lightning(args: list[str] | None = None) -> SpeechCLI:
-    """Run LightningCLI on ``args`` (the command line when None)."""
+def run_lightning(args: list[str] | None = None, run: bool = True) -> SpeechCLI:
+    """Run LightningCLI on ``args`` (the command line when None); ``run=False`` only builds the
+    classes (``args`` then has no subcommand), e.g. to prepare a run's data before timing it."""
     with warnings.catch_warnings():
         # pipelines pass their own args while sys.argv holds the pipeline's: that is intended
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
@@ -128,6 +128,7 @@ def run_lightning(args: list[str] | None = None) -> SpeechCLI:
             save_config_callback=tracking.SaveConfigToWandb,
             save_config_kwargs={"overwrite": True},
             args=args,
+            run=run,
         )
 
 
@@ -138,6 +139,16 @@ TOOLS = {
     "compare": "speechrnn.compare",
     "gradients": "speechrnn.gradients",
 }
+
+
+def user_error(err: BaseException) -> SpeechRNNError | None:
+    """The SpeechRNNError behind ``err``, if any: jsonargparse wraps the errors of the classes it
+    builds (a bad data path, say) in its own ValueError, whose dump would bury our one line."""
+    while err is not None:
+        if isinstance(err, SpeechRNNError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,12 +162,15 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(TOOLS[args[0]]).main(args[1:])
         else:
             run_lightning(argv)
-    except SpeechRNNError as err:
-        print(f"speechrnn: error: {err}", file=sys.stderr)
-        sys.exit(2)
     except MisconfigurationException as err:  # e.g. TRAINER=gpu on a machine without one
         print(f"speechrnn: error: {err} Check the trainer config (make train TRAINER=cpu runs on the CPU).",
               file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:  # noqa: BLE001 (re-raised unless a SpeechRNNError is behind it)
+        cause = user_error(err)
+        if cause is None:
+            raise
+        print(f"speechrnn: error: {cause}", file=sys.stderr)
         sys.exit(2)
 
 

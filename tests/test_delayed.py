@@ -1,10 +1,17 @@
+import json
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
+from speechrnn.checkpoint import load_checkpoint
+from speechrnn.cli import main
 from speechrnn.data.delayed import DelayedDataModule
 from speechrnn.errors import SpeechRNNError
 from tones import ToneDataModule
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 WINDOW_S = 0.3  # tones last 0.1-0.6 s: some are cut, most are padded with a lead-in
 
 
@@ -63,3 +70,44 @@ def test_noise_level_sets_the_distractor_energy(tmp_path):
 def test_negative_delay_is_refused(tmp_path):
     with pytest.raises(SpeechRNNError, match="delays_s"):
         delayed(tmp_path, delays_s=[-1.0])
+
+
+@pytest.fixture(scope="module")
+def delayed_run(tmp_path_factory):
+    """A delayed-task run through `speechrnn fit`, with non-default features, as the sweep trains one."""
+    root = tmp_path_factory.mktemp("delayed-run")
+    inner = {"class_path": "tones.ToneDataModule",
+             "init_args": {"data_root": str(root / "data"), "cache_dir": str(root / "cache"),
+                           "n_mfcc": 13, "n_mels": 23, "hop_ms": 20.0}}
+    data = root / "data.yaml"
+    data.write_text(yaml.safe_dump({"data": {"class_path": "speechrnn.data.delayed.DelayedDataModule", "init_args": {
+        "inner": inner, "delays_s": [0.0, 0.4], "window_s": WINDOW_S, "batch_size": 8}}}))
+    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+          "--config", str(data), "--run_dir", str(root / "run"), "--trainer.max_epochs", "3",
+          "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--model.hidden_size", "16",
+          "--model.num_layers", "1", "--model.pooling", "last"])
+    return root / "run"
+
+
+def test_a_delayed_checkpoint_rebuilds_its_pipeline_and_evaluate_reproduces_its_test(delayed_run, tmp_path):
+    ckpt = load_checkpoint(delayed_run / "checkpoints/best.ckpt")
+    assert ckpt.features.hop_ms == 20.0 and ckpt.features.n_mfcc == 13  # not the 10 ms / 40 defaults
+    assert ckpt.pipeline.data["init_args"]["inner"]["class_path"] == "tones.ToneDataModule"
+    results = json.loads((delayed_run / "results.json").read_text())
+    assert results["dataset"] == "tones-delayed"
+    main(["evaluate", str(delayed_run / "checkpoints/best.ckpt"), "--json", str(tmp_path / "eval.json")])
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["dataset"] == "tones-delayed"
+    assert report["test"]["accuracy"] == pytest.approx(results["test"]["accuracy"])
+    assert [row[:2] for row in report["test"]["buckets"]] == [row[:2] for row in results["test"]["buckets"]]
+
+
+def test_predict_and_gradients_run_on_a_delayed_checkpoint(delayed_run, tmp_path, capsys):
+    checkpoint = str(delayed_run / "checkpoints/best.ckpt")
+    wav = next((delayed_run.parent / "data/tones").glob("1_10.wav"))
+    main(["predict", checkpoint, str(wav), "--json", str(tmp_path / "p.json")])
+    top = json.loads((tmp_path / "p.json").read_text())[0]["top"]
+    assert sum(p for _, p in top) <= 1.0 + 1e-6 and {label for label, _ in top} <= {"0", "1", "2"}
+    main(["gradients", checkpoint, "--frames", "30", "--batch-size", "4", "--out", str(tmp_path / "g.png")])
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert "gru run trained: decay per step" in capsys.readouterr().out

@@ -22,8 +22,7 @@ import shutil
 from pathlib import Path
 from typing import ClassVar
 
-from speechrnn.data.corpus import SILENCE
-from speechrnn.data.corpus import PhoneSegment, Utterance
+from speechrnn.data.corpus import SILENCE, PhoneSegment, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract
 from speechrnn.errors import SpeechRNNError

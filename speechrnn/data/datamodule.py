@@ -13,12 +13,14 @@ Everything after that (decoding, resampling, MFCC, the cache, normalisation, bat
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import ClassVar
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.parsing import collect_init_args
 from torch.utils.data import DataLoader
 
 from speechrnn.batch import Batch
@@ -88,6 +90,11 @@ class SpeechDataModule(L.LightningDataModule):
                 f"{type(self).__name__} has no task {task!r}; choose one of {list(self.tasks)}"
             )
         self.save_hyperparameters()
+        # Our own record of the constructor arguments, for ``pipeline``: Lightning's hparams are
+        # replaced by LightningCLI's config for every data module it builds, a wrapped one included.
+        self.arguments: dict = {}
+        for level in collect_init_args(inspect.currentframe(), [], classes=(SpeechDataModule,)):
+            self.arguments.update(level)  # the most specific class's values last
         self.task = task
         self.data_root = Path(data_root) if data_root else default_data_root()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -132,7 +139,7 @@ class SpeechDataModule(L.LightningDataModule):
     @property
     def pipeline(self) -> DataPipeline:
         """This module's description, which every checkpoint carries (see ``speechrnn.data.pipeline``)."""
-        return DataPipeline(describe(self, dict(self.hparams)), self.features, self.pad_to_s)
+        return DataPipeline(describe(self, self.arguments), self.features, self.pad_to_s)
 
     @property
     def corpus_dir(self) -> Path:

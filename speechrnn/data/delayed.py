@@ -28,7 +28,7 @@ from speechrnn.data.cache import SplitFeatures
 from speechrnn.data.corpus import SPLITS
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.features import MFCC
-from speechrnn.data.pipeline import DataPipeline, data_module_class, describe
+from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
 
 NOISE_POOL_S = 20.0  # seconds of noise per split; slices of it are drawn at random offsets
@@ -86,9 +86,8 @@ class DelayedDataModule(SpeechDataModule):
         return f"{inner.dataset_name(init_args['inner'].get('init_args') or {})}-{cls.name}"
 
     @property
-    def pipeline(self) -> DataPipeline:
-        return DataPipeline(describe(self, dict(self.hparams) | {"inner": self.inner}), self.features,
-                            self.inner.pad_to_s)
+    def pad_to_s(self) -> float | None:
+        return self.inner.pad_to_s
 
     @property
     def corpus_dir(self) -> Path:

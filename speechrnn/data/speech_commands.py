@@ -35,8 +35,8 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from speechrnn.data.audio import read_audio
 from speechrnn.batch import Batch
+from speechrnn.data.audio import read_audio
 from speechrnn.data.corpus import SILENCE, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract

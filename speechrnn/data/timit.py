@@ -17,8 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from speechrnn.data.corpus import SILENCE
-from speechrnn.data.corpus import PhoneSegment, Utterance
+from speechrnn.data.corpus import SILENCE, PhoneSegment, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.errors import SpeechRNNError
 
