@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"speechrnn: error: {err} Check the trainer config (make train TRAINER=cpu runs on the CPU).",
               file=sys.stderr)
         sys.exit(2)
-    except Exception as err:  # noqa: BLE001 (re-raised unless a SpeechRNNError is behind it)
+    except Exception as err:
         cause = user_error(err)
         if cause is None:
             raise
