@@ -69,3 +69,20 @@ def test_fit_from_composed_configs_writes_checkpoint_config_and_results(tmp_path
     report = json.loads(report_path.read_text())
     assert report["task"] == results["task"]
     assert report["test"]["accuracy"] == pytest.approx(results["test"]["accuracy"])  # framewise for phones
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--data", "speechrnn.data.folder.FolderDataModule", "--data.path", "{tmp}/nowhere"], "audio folder {tmp}/nowhere"),
+    (["--data", "speechrnn.data.fsdd.FSDDDataModule", "--data.split", "by_colour"], "FSDD split 'by_colour'"),
+    (["--data", "tones.ToneDataModule", "--model.hidden_size", "0"], "model.hidden_size must be at least 1"),
+    (["--data", "tones.ToneDataModule", "--model.lr", "-1"], "model.lr must be positive"),
+])
+def test_a_bad_fit_argument_is_one_line_naming_it_with_exit_2(tmp_path, capsys, flags, named):
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(CONFIGS / "model/gru.yaml"), "--config", str(CONFIGS / "trainer/cpu.yaml"),
+              "--run_dir", str(tmp_path / "run"), "--trainer.logger", "false", *flags])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("speechrnn: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert named.format(tmp=tmp_path) in err

@@ -45,18 +45,26 @@ def test_decay_factor_recovers_a_geometric_rate():
     assert math.isnan(decay_factor(torch.tensor([1.0, 0.0, 0.0])))  # too few non-zero norms to fit
 
 
-def test_callback_and_command_measure_a_trained_model(tone_data, tmp_path, capsys):
-    model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim, cell="gru",
-                             hidden_size=8, num_layers=1, length_buckets=tone_data.length_buckets)
+def test_callback_and_command_measure_the_decay_a_checkpoint_has(tone_data, tmp_path, capsys):
+    model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim, cell="rnn",
+                             hidden_size=8, num_layers=1, pooling="last", length_buckets=tone_data.length_buckets)
     callback = GradientDecay()
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_train_batches=2, limit_val_batches=1,
                         callbacks=[callback])
     trainer.fit(model, datamodule=tone_data)
     assert [epoch for epoch, _ in callback.history] == [0, 0]  # at the start and after epoch 1
-    assert all(0 < factor < 2 for _, factor in callback.history)
+    rnn = model.encoder.layers[0][0]
+    with torch.no_grad():  # the trained weights replaced by a recurrence of known decay 0.6
+        rnn.weight_hh_l0.copy_(0.6 * torch.eye(8))
+        rnn.weight_ih_l0.mul_(0.05)
+        rnn.bias_ih_l0.zero_()
+        rnn.bias_hh_l0.zero_()
     checkpoint = tmp_path / "run" / "checkpoints" / "best.ckpt"
     trainer.save_checkpoint(checkpoint)
-    main([str(checkpoint), "--frames", "20", "--batch-size", "4", "--out", str(tmp_path / "grads.png")])
-    assert (tmp_path / "grads.png").stat().st_size > 0
-    assert "gru run init: decay per step" in capsys.readouterr().out
+    main([str(checkpoint), "--frames", "40", "--batch-size", "16", "--out", str(tmp_path / "grads.png")])
+    printed = dict(line.rsplit(": decay per step ", 1) for line in capsys.readouterr().out.splitlines()
+                   if "decay per step" in line)
+    assert float(printed["rnn run trained"]) == pytest.approx(0.6, abs=0.03)
+    assert abs(float(printed["rnn run init"]) - 0.6) > 0.05  # a fresh copy is measured too, and differs
+    assert (tmp_path / "grads.png").read_bytes()[:4] == b"\x89PNG"
