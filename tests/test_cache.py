@@ -7,48 +7,44 @@ from speechrnn.errors import SpeechRNNError
 from tones import ToneDataModule
 
 
-def make(tmp_path, **kwargs):
-    return ToneDataModule(data_root=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"), **kwargs)
-
-
 def cache_dirs(tmp_path):
     return sorted(p for p in (tmp_path / "cache").iterdir() if p.is_dir())
 
 
-def test_cache_is_built_once_and_reused(tmp_path):
-    dm = make(tmp_path)
+def test_cache_is_built_once_and_reused(make_data):
+    dm = make_data(ToneDataModule)
     dm.prepare_data()
     manifest = dm.feature_cache().manifest_path
     stamp = manifest.stat().st_mtime_ns
-    make(tmp_path).prepare_data()
+    make_data(ToneDataModule).prepare_data()
     assert manifest.stat().st_mtime_ns == stamp
     assert json.loads(manifest.read_text())["splits"]["train"]["utterances"] == 3 * 8
 
 
-def test_changed_feature_settings_rebuild_the_cache(tmp_path):
-    make(tmp_path).prepare_data()
-    dm = make(tmp_path, n_mfcc=20)
+def test_changed_feature_settings_rebuild_the_cache(tmp_path, make_data):
+    make_data(ToneDataModule).prepare_data()
+    dm = make_data(ToneDataModule, n_mfcc=20)
     dm.prepare_data()
     dm.setup("fit")
     assert len(cache_dirs(tmp_path)) == 2
     assert dm.splits["train"].feats.shape[1] == 20
 
 
-def test_truncated_cache_is_detected_and_rebuilt(tmp_path):
-    dm = make(tmp_path)
+def test_truncated_cache_is_detected_and_rebuilt(make_data):
+    dm = make_data(ToneDataModule)
     dm.prepare_data()
     feats_file = dm.feature_cache().directory / "train.feats.npy"
     intact = np.load(feats_file)
     feats_file.write_bytes(feats_file.read_bytes()[:1000])
     assert not dm.feature_cache().is_complete()
     with pytest.raises(SpeechRNNError, match="incomplete"):
-        make(tmp_path).setup("fit")
+        make_data(ToneDataModule).setup("fit")
     dm.prepare_data()
     np.testing.assert_array_equal(np.load(feats_file), intact)
 
 
-def test_corrupt_and_empty_files_are_skipped_and_listed(tmp_path):
-    dm = make(tmp_path)
+def test_corrupt_and_empty_files_are_skipped_and_listed(make_data):
+    dm = make_data(ToneDataModule)
     dm.download()
     (dm.corpus_dir / "0_00.wav").write_bytes(b"RIFF not really a wave file")
     (dm.corpus_dir / "1_00.wav").write_bytes(b"")
@@ -59,8 +55,8 @@ def test_corrupt_and_empty_files_are_skipped_and_listed(tmp_path):
     assert len(dm.splits["train"]) == 3 * 8 - 2
 
 
-def test_a_corpus_without_usable_audio_is_an_error(tmp_path):
-    dm = make(tmp_path)
+def test_a_corpus_without_usable_audio_is_an_error(make_data):
+    dm = make_data(ToneDataModule)
     dm.download()
     for wav in dm.corpus_dir.glob("*.wav"):
         wav.write_bytes(b"")

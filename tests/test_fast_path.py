@@ -1,10 +1,13 @@
+import lightning as L
 import pytest
 import torch
 from torch import nn
 
 from speechrnn.data.batching import LengthBucketSampler
+from speechrnn.data.datamodule import GPU_CACHE_SHARE
 from speechrnn.data.features import reflect_pad
 from speechrnn.errors import SpeechRNNError
+from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import UtteranceHead
 from tones import ToneDataModule
@@ -43,23 +46,70 @@ def test_sampler_order_is_computed_once_per_epoch():
     assert sampler._global_batches() is not first
 
 
-def test_features_stay_in_ram_without_a_gpu_trainer(tone_data):
-    assert tone_data.splits["train"].feats.device.type == "cpu"
-    batch = next(iter(tone_data.train_dataloader()))
-    assert batch.feats.device.type == "cpu" and batch.feats.shape[0] == tone_data.batch_size
+class LoaderSeen(L.Callback):
+    """Keeps the training loader and the first batch the trainer actually used."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.loader, self.batch = trainer.train_dataloader, batch
 
 
-def test_feature_device_must_be_known_and_cuda_needs_a_gpu(tmp_path):
+def test_cpu_trainer_keeps_features_in_ram_and_batches_unpinned(make_data):
+    dm = make_data(ToneDataModule, feature_device="auto")  # set up by the trainer, not before
+    model = SpeechClassifier(labels=dm.vocabulary(), input_size=dm.feature_dim, hidden_size=8,
+                             length_buckets=dm.length_buckets)
+    seen = LoaderSeen()
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=0,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[seen])
+    trainer.fit(model, datamodule=dm)
+    assert dm.trainer is trainer and dm._training_device() == torch.device("cpu")
+    assert {split.feats.device.type for split in dm.splits.values()} == {"cpu"}
+    assert seen.loader.pin_memory is False
+    assert seen.batch.feats.device.type == "cpu" and seen.batch.feats.shape[0] == dm.batch_size
+
+
+def place_on_a_gpu(dm, monkeypatch, free_bytes):
+    """Where ``dm`` puts its feature arrays for a trainer on cuda:0 with ``free_bytes`` free."""
+    monkeypatch.setattr(dm, "_training_device", lambda: torch.device("cuda", 0))
+    # total is far above free: only the free memory may count
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_bytes, 100 * free_bytes))
+    return dm._feature_placement()
+
+
+def feature_bytes(dm):
+    return sum(split.nbytes for split in dm.splits.values())
+
+
+def test_auto_puts_features_on_the_gpu_when_they_fit_its_share_of_free_memory(tone_data, monkeypatch):
+    free = int(1.1 * feature_bytes(tone_data) / GPU_CACHE_SHARE)
+    assert place_on_a_gpu(tone_data, monkeypatch, free) == torch.device("cuda", 0)
+
+
+def test_auto_keeps_features_in_ram_and_pins_batches_when_they_exceed_that_share(
+    tone_data, monkeypatch
+):
+    free = int(0.9 * feature_bytes(tone_data) / GPU_CACHE_SHARE)
+    assert free > feature_bytes(tone_data)  # they would fit in all the free memory, not in the share
+    assert place_on_a_gpu(tone_data, monkeypatch, free) == torch.device("cpu")
+    assert tone_data.train_dataloader().pin_memory is True  # gathered in RAM for a GPU
+
+
+def test_cpu_feature_device_keeps_features_in_ram_even_when_the_gpu_has_room(tone_data, monkeypatch):
+    tone_data.feature_device = "cpu"
+    free = 10 * int(feature_bytes(tone_data) / GPU_CACHE_SHARE)
+    assert place_on_a_gpu(tone_data, monkeypatch, free) == torch.device("cpu")
+
+
+def test_feature_device_must_be_known_and_cuda_needs_a_gpu(tmp_path, make_data):
     with pytest.raises(SpeechRNNError, match="feature_device"):
         ToneDataModule(data_root=str(tmp_path), feature_device="tpu")
-    dm = ToneDataModule(data_root=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
-                        feature_device="cuda")
+    dm = make_data(ToneDataModule, feature_device="cuda")
     dm.prepare_data()
     with pytest.raises(SpeechRNNError, match="needs a GPU trainer"):
         dm.setup("fit")
 
 
-def test_building_the_cache_leaves_torch_threads_as_they_were(tmp_path):
+def test_building_the_cache_leaves_torch_threads_as_they_were(make_data):
     threads = torch.get_num_threads()
-    ToneDataModule(data_root=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache")).prepare_data()
+    make_data(ToneDataModule).prepare_data()
     assert torch.get_num_threads() == threads

@@ -22,6 +22,8 @@ nfields 1
     0.500000 125 ssil
 """
 SEGMENTS = ((0.0, 0.1, "sil"), (0.1, 0.25, "hh"), (0.25, 0.4, "ax"), (0.4, 0.5, "sil"))
+# Frames are centred every 10 ms: 0-9 in pau, 10-24 hh, 25-39 ax, 40-50 ssil (and the edge).
+FRAME_PHONES = ["sil"] * 10 + ["hh"] * 15 + ["ax"] * 15 + ["sil"] * 11
 # arctic_<set><number>: numbers ending in 0 go to test, in 1 to validation, others to train.
 UTTERANCE_IDS = ["arctic_a0001", "arctic_a0002", "arctic_a0010", "arctic_b0003", "arctic_b0011"]
 
@@ -119,19 +121,8 @@ def test_download_unpacks_an_archive_placed_by_hand_into_the_speaker_folder(tmp_
     assert len(data.utterances()) == len(UTTERANCE_IDS)
 
 
-def test_batches_carry_the_lab_phone_under_each_frame(tmp_path):
-    write_speaker(tmp_path / "arctic")
-    data = ArcticDataModule(data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
-    data.prepare_data()
-    data.setup("fit")
-    assert {split: len(features) for split, features in data.splits.items()} == {
-        "train": 2,
-        "validation": 2,
-        "test": 1,
-    }
-    batch = next(iter(data.train_dataloader()))
-    labels = data.labels
-    # Frames are centred every 10 ms: 0-9 in pau, 10-24 hh, 25-39 ax, 40-50 ssil (and the edge).
-    expected = ["sil"] * 10 + ["hh"] * 15 + ["ax"] * 15 + ["sil"] * 11
-    for row, length in zip(batch.targets, batch.lengths, strict=True):
-        assert [labels[i] for i in row[:length].tolist()] == expected
+def test_batches_carry_the_lab_phone_under_each_frame(tmp_path, make_data, first_batch_phones):
+    write_speaker(tmp_path / "data" / "arctic")
+    data = make_data(ArcticDataModule, prepare=True)
+    assert {s: len(f) for s, f in data.splits.items()} == {"train": 2, "validation": 2, "test": 1}
+    assert first_batch_phones(data, "train") == [FRAME_PHONES] * 2

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import threading
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -36,12 +34,6 @@ def write_recordings(folder, speakers=SPEAKERS):
                 sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave, RATE, subtype="PCM_16")
 
 
-def module(tmp_path, **kwargs):
-    kwargs.setdefault("data_root", str(tmp_path / "data"))
-    kwargs.setdefault("cache_dir", str(tmp_path / "cache"))
-    return FSDDDataModule(**kwargs)
-
-
 @pytest.fixture
 def recordings(tmp_path):
     folder = tmp_path / "data" / "fsdd" / "recordings"
@@ -49,14 +41,14 @@ def recordings(tmp_path):
     return folder
 
 
-def test_defaults_are_8_khz_and_the_ten_digits(tmp_path):
-    dm = module(tmp_path)
+def test_defaults_are_8_khz_and_the_ten_digits(make_data):
+    dm = make_data(FSDDDataModule)
     assert dm.features.sample_rate == 8000
     assert dm.vocabulary() == [str(d) for d in range(10)]
 
 
-def test_conventional_split_is_by_recording_index(recordings, tmp_path):
-    utterances = module(tmp_path).utterances()
+def test_conventional_split_is_by_recording_index(recordings, make_data):
+    utterances = make_data(FSDDDataModule).utterances()
     assert len(utterances) == 10 * len(SPEAKERS) * len(INDICES)
     assert [u.key for u in utterances] == sorted(u.key for u in utterances)
     for u in utterances:
@@ -65,8 +57,8 @@ def test_conventional_split_is_by_recording_index(recordings, tmp_path):
         assert u.split == expected and u.label == u.key[0] and u.speaker in SPEAKERS
 
 
-def test_speaker_split_holds_out_every_recording_of_the_test_speakers(recordings, tmp_path):
-    utterances = module(tmp_path, split="speakers", test_speakers=["bob"]).utterances()
+def test_speaker_split_holds_out_every_recording_of_the_test_speakers(recordings, make_data):
+    utterances = make_data(FSDDDataModule, split="speakers", test_speakers=["bob"]).utterances()
     assert {u.speaker for u in utterances if u.split == "test"} == {"bob"}
     assert all(u.split == "test" for u in utterances if u.speaker == "bob")
     others = [u for u in utterances if u.speaker != "bob"]
@@ -81,23 +73,25 @@ def test_speaker_split_holds_out_every_recording_of_the_test_speakers(recordings
         {"split": "random"},
     ],
 )
-def test_inconsistent_split_arguments_are_user_errors(tmp_path, kwargs):
+def test_inconsistent_split_arguments_are_user_errors(make_data, kwargs):
     with pytest.raises(SpeechRNNError, match="FSDD"):
-        module(tmp_path, **kwargs)
+        make_data(FSDDDataModule, **kwargs)
 
 
-def test_unknown_test_speaker_names_the_speakers_present(recordings, tmp_path):
+def test_unknown_test_speaker_names_the_speakers_present(recordings, make_data):
     with pytest.raises(SpeechRNNError, match="'alice', 'bob', 'carol'"):
-        module(tmp_path, split="speakers", test_speakers=["lucas"]).utterances()
+        make_data(FSDDDataModule, split="speakers", test_speakers=["lucas"]).utterances()
 
 
-def test_badly_named_recording_is_reported(recordings, tmp_path):
+def test_badly_named_recording_is_reported(recordings, make_data):
     (recordings / "seven.wav").write_bytes(b"")
     with pytest.raises(SpeechRNNError, match="seven.wav"):
-        module(tmp_path).utterances()
+        make_data(FSDDDataModule).utterances()
 
 
-def test_download_keeps_only_the_recordings_of_the_served_archive(tmp_path, monkeypatch):
+def test_download_keeps_only_the_recordings_of_the_served_archive(
+    tmp_path, monkeypatch, make_data, server
+):
     source = tmp_path / "src"
     write_recordings(source / "recordings", speakers=("alice",))
     buffer = io.BytesIO()
@@ -106,40 +100,30 @@ def test_download_keeps_only_the_recordings_of_the_served_archive(tmp_path, monk
         for path in sorted((source / "recordings").iterdir()):
             zipped.write(path, f"{fsdd.ARCHIVE_TOP}/recordings/{path.name}")
     archive = buffer.getvalue()
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "v1.0.10.zip").write_bytes(archive)
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setattr(fsdd, "URL", f"http://127.0.0.1:{httpd.server_address[1]}/v1.0.10.zip")
-        monkeypatch.setattr(fsdd, "SHA256", hashlib.sha256(archive).hexdigest())
-        dm = module(tmp_path)
-        dm.download()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    server.files["v1.0.10.zip"] = archive
+    monkeypatch.setattr(fsdd, "URL", f"{server.url}/v1.0.10.zip")
+    monkeypatch.setattr(fsdd, "SHA256", hashlib.sha256(archive).hexdigest())
+    dm = make_data(FSDDDataModule)
+    dm.download()
     assert sorted(p.name for p in dm.corpus_dir.iterdir()) == ["recordings"]
     assert len(dm.utterances()) == 10 * len(INDICES)
 
 
-def test_missing_recordings_say_how_to_get_them(tmp_path):
+def test_missing_recordings_say_how_to_get_them(make_data):
     with pytest.raises(SpeechRNNError, match="recordings not found"):
-        module(tmp_path).utterances()
+        make_data(FSDDDataModule).utterances()
 
 
-def test_shared_read_only_copy_lists_2500_recordings_with_250_in_test(tmp_path):
-    dm = FSDDDataModule(data_root=str(SHARED_ROOT), cache_dir=str(tmp_path / "cache"))
+def test_shared_read_only_copy_lists_2500_recordings_with_250_in_test(make_data):
+    dm = make_data(FSDDDataModule, data_root=str(SHARED_ROOT))
     dm.download()  # present: must not write or fetch anything
     utterances = dm.utterances()
     assert len(utterances) == 2500
     assert Counter(u.split for u in utterances) == {"train": 2000, "validation": 250, "test": 250}
 
 
-def test_prepare_and_setup_give_batches_of_8_khz_features(recordings, tmp_path):
-    dm = module(tmp_path, batch_size=16)
-    dm.prepare_data()
-    dm.setup("fit")
+def test_prepare_and_setup_give_batches_of_8_khz_features(recordings, make_data):
+    dm = make_data(FSDDDataModule, prepare=True, batch_size=16)
     assert {split: len(dm.splits[split]) for split in dm.splits} == {
         "train": 60,
         "validation": 150,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import http.server
 import io
 import socket
 import tarfile
-import threading
 from collections import Counter
 
 import numpy as np
@@ -57,10 +56,10 @@ def write_tree(corpus_dir, version=2):
     return tree
 
 
-def module(tmp_path, **kwargs):
-    kwargs.setdefault("data_root", str(tmp_path / "data"))
-    kwargs.setdefault("cache_dir", str(tmp_path / "cache"))
-    return SpeechCommandsDataModule(**kwargs)
+@pytest.fixture
+def commands(make_data):
+    """``commands(**kwargs)``: a Speech Commands data module under the test's tmp_path."""
+    return functools.partial(make_data, SpeechCommandsDataModule)
 
 
 @pytest.fixture
@@ -74,22 +73,22 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_vocabulary_is_known_without_any_data(tmp_path):
-    assert len(module(tmp_path, version=2).vocabulary()) == 35
-    assert len(module(tmp_path, version=1).vocabulary()) == 30
-    core = module(tmp_path, label_set="core12").vocabulary()
+def test_vocabulary_is_known_without_any_data(commands):
+    assert len(commands(version=2).vocabulary()) == 35
+    assert len(commands(version=1).vocabulary()) == 30
+    core = commands(label_set="core12").vocabulary()
     assert len(core) == 12 and {SILENCE, UNKNOWN} <= set(core) and set(CORE_WORDS) <= set(core)
 
 
-def test_unknown_version_or_label_set_is_a_user_error(tmp_path):
+def test_unknown_version_or_label_set_is_a_user_error(commands):
     with pytest.raises(SpeechRNNError, match="choose 1 or 2"):
-        module(tmp_path, version=3)
+        commands(version=3)
     with pytest.raises(SpeechRNNError, match="core12"):
-        module(tmp_path, label_set="core10")
+        commands(label_set="core10")
 
 
-def test_official_lists_decide_validation_and_test(tree, tmp_path):
-    utterances = module(tmp_path).utterances()
+def test_official_lists_decide_validation_and_test(tree, commands):
+    utterances = commands().utterances()
     assert len(utterances) == 35 * CLIPS_PER_WORD
     assert [u.key for u in utterances] == sorted(u.key for u in utterances)
     by_split = {s: {u.key for u in utterances if u.split == s} for s in ("validation", "test")}
@@ -99,35 +98,35 @@ def test_official_lists_decide_validation_and_test(tree, tmp_path):
     assert {u.speaker for u in utterances} == {f"s{i}" for i in range(CLIPS_PER_WORD)}
 
 
-def test_word_clips_are_padded_to_one_second(tree, tmp_path):
-    utterances = module(tmp_path).utterances()
+def test_word_clips_are_padded_to_one_second(tree, commands):
+    utterances = commands().utterances()
     short = [u for u in utterances if sf.info(str(u.path)).duration < 1.0]
     assert short and all(u.pad_to_s == 1.0 for u in utterances)
 
 
-def test_version_1_tree_has_30_words(tmp_path):
+def test_version_1_tree_has_30_words(tmp_path, commands):
     write_tree(tmp_path / "data" / "speech_commands", version=1)
-    utterances = module(tmp_path, version=1).utterances()
+    utterances = commands(version=1).utterances()
     assert len({u.label for u in utterances}) == 30
 
 
-def test_core12_adds_unknown_and_silence_in_the_recipes_proportions(tree, tmp_path):
-    utterances = module(tmp_path, label_set="core12", unknown_percent=25.0).utterances()
+def test_core12_adds_unknown_and_silence_in_the_recipes_proportions(tree, commands):
+    utterances = commands(label_set="core12", unknown_percent=25.0).utterances()
     counts = Counter((u.split, u.label) for u in utterances)
     # train has 10 core words x 4 clips: 25% -> 10 unknown, 10% -> 4 silence.
     assert counts["train", UNKNOWN] == 10 and counts["train", SILENCE] == 4
     assert counts["validation", UNKNOWN] == 3 and counts["validation", SILENCE] == 1
     assert all(counts["train", word] == 4 for word in CORE_WORDS)
-    assert {u.label for u in utterances} == set(module(tmp_path, label_set="core12").vocabulary())
+    assert {u.label for u in utterances} == set(commands(label_set="core12").vocabulary())
     unknown_words = {u.path.parent.name for u in utterances if u.label == UNKNOWN}
     assert unknown_words and not unknown_words & set(CORE_WORDS)
 
 
-def test_core12_sampling_is_deterministic_by_seed(tree, tmp_path):
+def test_core12_sampling_is_deterministic_by_seed(tree, commands):
     def picks(seed):
         return [
             (u.key, u.path, u.start_s)
-            for u in module(tmp_path, label_set="core12", seed=seed).utterances()
+            for u in commands(label_set="core12", seed=seed).utterances()
             if u.label in (UNKNOWN, SILENCE)
         ]
 
@@ -135,8 +134,8 @@ def test_core12_sampling_is_deterministic_by_seed(tree, tmp_path):
     assert picks(0) != picks(1)
 
 
-def test_silence_windows_are_one_second_from_each_splits_share_of_the_noise(tree, tmp_path):
-    utterances = module(tmp_path, label_set="core12").utterances()
+def test_silence_windows_are_one_second_from_each_splits_share_of_the_noise(tree, commands):
+    utterances = commands(label_set="core12").utterances()
     silences = [u for u in utterances if u.label == SILENCE]
     assert {u.split for u in silences} == {"train", "validation", "test"}
     for u in silences:
@@ -145,58 +144,48 @@ def test_silence_windows_are_one_second_from_each_splits_share_of_the_noise(tree
         assert low * NOISE_S <= u.start_s <= high * NOISE_S - 1.0 + 1e-3
 
 
-def test_present_tree_never_touches_the_network(tree, tmp_path, monkeypatch):
+def test_present_tree_never_touches_the_network(tree, commands, monkeypatch):
     monkeypatch.setattr(sc, "URL", f"http://127.0.0.1:{_closed_port()}/sc_v0.0{{version}}.tar.gz")
-    module(tmp_path).download()
+    commands().download()
     assert sorted(p.name for p in tree.parent.iterdir()) == [tree.name]
 
 
-def test_no_network_names_the_url_and_the_archive_path(tmp_path, monkeypatch):
+def test_no_network_names_the_url_and_the_archive_path(tmp_path, monkeypatch, commands):
     url = f"http://127.0.0.1:{_closed_port()}/speech_commands_v0.0{{version}}.tar.gz"
     monkeypatch.setattr(sc, "URL", url)
     with pytest.raises(SpeechRNNError) as err:
-        module(tmp_path).download()
+        commands().download()
     archive = tmp_path / "data" / "speech_commands" / "speech_commands_v0.02.tar.gz"
     assert url.format(version=2) in str(err.value) and str(archive) in str(err.value)
 
 
-def test_download_unpacks_the_archive_into_the_version_folder(tmp_path, monkeypatch):
+def test_download_unpacks_the_archive_into_the_version_folder(
+    tmp_path, monkeypatch, commands, server
+):
     source = write_tree(tmp_path / "source")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:  # the archive has no top folder
         for path in sorted(source.rglob("*")):
             tar.add(path, arcname=f"./{path.relative_to(source)}", recursive=False)
     archive = buffer.getvalue()
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "speech_commands_v0.02.tar.gz").write_bytes(archive)
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setattr(
-            sc,
-            "URL",
-            f"http://127.0.0.1:{httpd.server_address[1]}/speech_commands_v0.0{{version}}.tar.gz",
-        )
-        monkeypatch.setitem(sc.SHA256, 2, hashlib.sha256(archive).hexdigest())
-        dm = module(tmp_path)
-        dm.download()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    server.files["speech_commands_v0.02.tar.gz"] = archive
+    monkeypatch.setattr(sc, "URL", f"{server.url}/speech_commands_v0.0{{version}}.tar.gz")
+    monkeypatch.setitem(sc.SHA256, 2, hashlib.sha256(archive).hexdigest())
+    dm = commands()
+    dm.download()
     assert len(dm.utterances()) == 35 * CLIPS_PER_WORD
     assert sorted(p.name for p in dm.corpus_dir.iterdir()) == ["speech_commands_v0.02"]
 
 
-def test_incomplete_tree_names_what_is_missing(tree, tmp_path):
+def test_incomplete_tree_names_what_is_missing(tree, commands):
     (tree / "testing_list.txt").unlink()
     with pytest.raises(SpeechRNNError, match="testing_list.txt"):
-        module(tmp_path).utterances()
+        commands().utterances()
 
 
-def test_noise_mixing_needs_an_invertible_dct(tmp_path):
+def test_noise_mixing_needs_an_invertible_dct(commands):
     with pytest.raises(SpeechRNNError, match="n_mfcc == n_mels"):
-        module(tmp_path, noise_probability=0.5, n_mfcc=13)
+        commands(noise_probability=0.5, n_mfcc=13)
 
 
 # ----- augmentation ---------------------------------------------------------------------------
@@ -276,9 +265,9 @@ def test_noise_mixing_matches_mfccs_of_the_mixed_waveform(tmp_path):
     assert (mixed_db[inner] - speech_db[inner]).mean(0).abs().mean() > 10
 
 
-def test_prepare_and_setup_give_core12_batches_and_augment_keeps_their_shape(tree, tmp_path):
-    dm = module(
-        tmp_path,
+def test_prepare_and_setup_give_core12_batches_and_augment_keeps_their_shape(tree, commands):
+    dm = commands(
+        prepare=True,
         label_set="core12",
         batch_size=48,
         noise_probability=1.0,
@@ -286,8 +275,6 @@ def test_prepare_and_setup_give_core12_batches_and_augment_keeps_their_shape(tre
         time_masks=1,
         coeff_masks=1,
     )
-    dm.prepare_data()
-    dm.setup("fit")
     assert len(dm.splits["train"]) == 10 * 4 + 4 + 4
     assert dm.noise_mixer is not None
     batch = next(iter(dm.train_dataloader()))

@@ -89,8 +89,8 @@ def test_phone_vocabulary_is_what_the_corpus_uses(corpus):
     assert used == set(phone_set())
 
 
-def test_leftover_partial_generation_is_not_taken_for_a_corpus(corpus, tmp_path):
-    dm = SynthDataModule(per_word=PER_WORD, data_root=str(tmp_path), cache_dir=str(tmp_path / "c"))
+def test_leftover_partial_generation_is_not_taken_for_a_corpus(corpus, make_data):
+    dm = make_data(SynthDataModule, per_word=PER_WORD)
     assert dm.corpus_path.name == corpus_name(0, PER_WORD, (10.0, 30.0))
     # An interrupted run: files and even the metadata written, the rename never done.
     partial = dm.corpus_path.with_name(dm.corpus_path.name + ".partial")
@@ -103,8 +103,8 @@ def test_leftover_partial_generation_is_not_taken_for_a_corpus(corpus, tmp_path)
     assert _files(dm.corpus_path) == _files(corpus)
 
 
-def test_datamodule_lists_sorted_utterances_with_words_and_phones(corpus, tmp_path):
-    dm = SynthDataModule(per_word=PER_WORD, data_root=str(tmp_path), cache_dir=str(tmp_path / "c"))
+def test_datamodule_lists_sorted_utterances_with_words_and_phones(corpus, make_data):
+    dm = make_data(SynthDataModule, per_word=PER_WORD)
     shutil.copytree(corpus, dm.corpus_path)
     utterances = dm.utterances()
     assert [u.key for u in utterances] == sorted(u.key for u in utterances)

@@ -16,6 +16,8 @@ from speechrnn.errors import SpeechRNNError
 NUM_SAMPLES = 8000  # 0.5 s at 16 kHz
 PHN = "0 1600 h#\n1600 4000 sh\n4000 6400 iy\n6400 8000 h#\n"
 SEGMENTS = ((0.0, 0.1, "sil"), (0.1, 0.25, "sh"), (0.25, 0.4, "iy"), (0.4, 0.5, "sil"))
+# Frames are centred every 10 ms: 0-9 in h#, 10-24 sh, 25-39 iy, 40-50 h# (and the edge).
+FRAME_PHONES = ["sil"] * 10 + ["sh"] * 15 + ["iy"] * 15 + ["sil"] * 11
 # (half, region, speaker): a training speaker, a core-test speaker, a development speaker and a
 # TEST speaker in neither list (unused, as in the standard recipe).
 SPEAKERS = [
@@ -105,18 +107,8 @@ def test_missing_copy_names_the_path_and_the_expected_layout(tmp_path):
     assert "TIMIT/{TRAIN,TEST}/DR1..DR8/<SPEAKER>/<UTT>.WAV" in message and "LDC" in message
 
 
-def test_batches_carry_the_phn_phone_under_each_frame(tmp_path):
-    write_timit(tmp_path / "timit" / "TIMIT")
-    data = TimitDataModule(data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
-    data.prepare_data()
-    data.setup("fit")
-    assert {split: len(features) for split, features in data.splits.items()} == {
-        "train": 2,
-        "validation": 2,
-        "test": 2,
-    }
-    batch = next(iter(data.test_dataloader()))
-    # Frames are centred every 10 ms: 0-9 in h#, 10-24 sh, 25-39 iy, 40-50 h# (and the edge).
-    expected = ["sil"] * 10 + ["sh"] * 15 + ["iy"] * 15 + ["sil"] * 11
-    for row, length in zip(batch.targets, batch.lengths, strict=True):
-        assert [data.labels[i] for i in row[:length].tolist()] == expected
+def test_batches_carry_the_phn_phone_under_each_frame(tmp_path, make_data, first_batch_phones):
+    write_timit(tmp_path / "data" / "timit" / "TIMIT")
+    data = make_data(TimitDataModule, prepare=True)
+    assert {s: len(f) for s, f in data.splits.items()} == {"train": 2, "validation": 2, "test": 2}
+    assert first_batch_phones(data, "test") == [FRAME_PHONES] * 2
