@@ -25,6 +25,15 @@ def run(tmp_path_factory):
     return root / "run"
 
 
+def labelled_folder(run: Path, pattern: str, folder: Path) -> Path:
+    """``folder/<label>/<file>.wav`` from the run's tone files matching ``pattern``."""
+    for wav in (run.parent / "data/tones").glob(pattern):
+        label = wav.stem.split("_")[0]
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(wav, folder / label / wav.name)
+    return folder
+
+
 def evaluate(*args) -> None:
     main(["evaluate", *map(str, args)])
 
@@ -69,11 +78,7 @@ def test_evaluate_on_the_test_split_matches_the_training_runs_test(run, tmp_path
 
 def test_evaluate_on_a_labelled_folder_of_the_test_files_gives_the_same_accuracy(run, tmp_path):
     trained = json.loads((run / "results.json").read_text())["test"]
-    tones = run.parent / "data/tones"
-    for wav in tones.glob("*_1[01].wav"):  # the test split of tones.ToneDataModule
-        label = wav.stem.split("_")[0]
-        (tmp_path / "folder" / label).mkdir(parents=True, exist_ok=True)
-        shutil.copy(wav, tmp_path / "folder" / label / wav.name)
+    labelled_folder(run, "*_1[01].wav", tmp_path / "folder")  # the test split of tones.ToneDataModule
     evaluate(run / "checkpoints/best.ckpt", "--dataset", "folder", "--data-root", tmp_path / "folder",
              "--cache-dir", tmp_path / "cache", "--json", tmp_path / "folder.json")
     scores = json.loads((tmp_path / "folder.json").read_text())["test"]
@@ -130,10 +135,7 @@ def test_a_checkpoint_without_its_pipeline_is_refused_naming_the_fix(run, tmp_pa
 
 
 def test_a_folder_with_some_of_the_checkpoints_labels_is_scored_on_those(run, tmp_path):
-    for wav in (run.parent / "data/tones").glob("[02]_1[01].wav"):  # test files of classes 0 and 2 only
-        label = wav.stem.split("_")[0]
-        (tmp_path / "folder" / label).mkdir(parents=True, exist_ok=True)
-        shutil.copy(wav, tmp_path / "folder" / label / wav.name)
+    labelled_folder(run, "[02]_1[01].wav", tmp_path / "folder")  # test files of classes 0 and 2 only
     evaluate(run / "checkpoints/best.ckpt", "--dataset", "folder", "--data-root", tmp_path / "folder",
              "--cache-dir", tmp_path / "cache", "--json", tmp_path / "subset.json")
     scores = json.loads((tmp_path / "subset.json").read_text())["test"]

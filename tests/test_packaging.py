@@ -2,13 +2,12 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_evaluate import run  # noqa: F401 (the fitted tone run, shared)
+from test_evaluate import labelled_folder, run  # noqa: F401 (the fitted tone run, shared)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,10 +32,7 @@ def test_the_wheel_ships_every_config(installed):
 
 
 def test_evaluate_runs_from_outside_the_checkout_with_the_installed_package(installed, run, tmp_path):  # noqa: F811
-    folder = tmp_path / "clips"
-    for wav in (run.parent / "data/tones").glob("*_1[01].wav"):  # the tone corpus's test split
-        (folder / wav.stem.split("_")[0]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(wav, folder / wav.stem.split("_")[0] / wav.name)
+    folder = labelled_folder(run, "*_1[01].wav", tmp_path / "clips")  # the tone corpus's test split
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = os.environ | {"PYTHONPATH": str(installed), "WANDB_MODE": "disabled"}
