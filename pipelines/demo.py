@@ -19,6 +19,7 @@ import torch
 
 from speechrnn.cli import run_lightning
 from speechrnn.compare import markdown_table
+from speechrnn.jsonio import write_json
 from speechrnn.plots import plot_accuracy_by_length
 from speechrnn.tracking import default_wandb_mode
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> Path:
     overrides = list(args.overrides) + ([f"--trainer.max_epochs={args.epochs}"] if args.epochs else [])
     started = time.perf_counter()
     results = {cell: train_one(cell, args.out / cell, args.out.name, overrides) for cell in args.cells}
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    write_json(args.out / "results.json", results)
     table = markdown_table(results)
     (args.out / "table.md").write_text(table + "\n")
     hop_ms = next(iter(results.values()))["hop_ms"]
