@@ -22,7 +22,7 @@ from speechrnn.data.folder import FolderDataModule
 from speechrnn.errors import SpeechRNNError
 from speechrnn.jsonio import write_json
 from speechrnn.models.classifier import SpeechClassifier
-from speechrnn.processes import HOST
+from speechrnn.processes import HOST, global_rank_is_zero
 from speechrnn.runlock import LOCK_NAME, RunLock
 from tones import SAMPLE_RATE, ToneDataModule, write_tones
 
@@ -188,6 +188,17 @@ def test_a_lock_file_naming_a_dead_pid_is_taken_over(tmp_path):
     (tmp_path / "run" / LOCK_NAME).write_text(f"{dead_pid()} {HOST}\n")
     with RunLock(tmp_path / "run"), pytest.raises(SpeechRNNError, match=f"pid {os.getpid()} on {HOST}"):
         RunLock(tmp_path / "run").acquire()
+
+
+@pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"])
+def test_only_the_first_process_of_a_distributed_job_takes_the_run_folder(monkeypatch, variable):
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    assert global_rank_is_zero()
+    monkeypatch.setenv(variable, "0")
+    assert global_rank_is_zero()
+    monkeypatch.setenv(variable, "1")
+    assert not global_rank_is_zero()
 
 
 # ----- 6. disk errors --------------------------------------------------------------------------------

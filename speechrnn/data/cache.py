@@ -51,7 +51,7 @@ SILENCE = "sil"  # framewise label of frames that no phone segment covers
 ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
 EXTRACT_BATCH = 64  # utterances per MFCC call
 DECODE_AHEAD = 8  # batches in flight at once: keeps every core busy, bounds the memory held
-FINGERPRINT_BLOCK = 4096  # bytes hashed at each end of a file: the header and the first samples
+FINGERPRINT_BLOCK = 4096  # bytes hashed at each end of a file (the first block holds the header)
 STAGING = re.compile(r"\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")  # a build's folder before its rename
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 NOT_A_FOLDER = (errno.ENOTDIR, errno.EEXIST)  # mkdir where a file is
@@ -169,7 +169,8 @@ class FeatureCache:
                                                    "task": task, "features": asdict(settings), **manifest})
             self._move_into_place(staging)
         except OSError as err:
-            raise _disk_error(err, self.directory.parent) from err
+            _raise_disk_error(err, self.directory.parent)
+            raise
         finally:  # whatever stopped the build, Ctrl+C included, leaves no half-written folder
             shutil.rmtree(staging, ignore_errors=True)
         if not any(manifest["splits"][s]["utterances"] for s in SPLITS):
@@ -192,7 +193,8 @@ class FeatureCache:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
         except OSError as err:
-            raise _disk_error(err, parent) from err
+            _raise_disk_error(err, parent)
+            raise
         return staging
 
     def _move_into_place(self, staging: Path) -> None:
@@ -248,19 +250,19 @@ def save_array(path: Path, array: np.ndarray) -> int:
     return os.stat(path).st_size
 
 
-def _disk_error(err: OSError, folder: Path) -> OSError | SpeechRNNError:
-    """A SpeechRNNError naming ``folder`` and the fix for a full or unwritable disk, else ``err``."""
+def _raise_disk_error(err: OSError, folder: Path) -> None:
+    """Raise a SpeechRNNError naming ``folder`` and the fix when ``err`` is a full or unwritable disk."""
     where = "point SPEECHRNN_CACHE_DIR (or data.cache_dir) at"
     if err.errno in NO_SPACE:
-        return SpeechRNNError(f"no room left to write the feature cache in {folder}; free some space or "
-                              f"{where} a disk with room")
-    if err.errno in NOT_A_FOLDER:
-        return SpeechRNNError(f"the feature cache folder {folder} is a file, or lies inside one; remove "
-                              f"that file or {where} a folder")
-    if err.errno in NOT_WRITABLE:
-        return SpeechRNNError(f"cannot write the feature cache in {folder} ({err.strerror}); {where} a "
-                              "writable folder")
-    return err
+        message = f"no room left to write the feature cache in {folder}; free some space or {where} a disk with room"
+    elif err.errno in NOT_A_FOLDER:
+        message = (f"the feature cache folder {folder} is a file, or lies inside one; remove that file or "
+                   f"{where} a folder")
+    elif err.errno in NOT_WRITABLE:
+        message = f"cannot write the feature cache in {folder} ({err.strerror}); {where} a writable folder"
+    else:
+        return
+    raise SpeechRNNError(message) from err
 
 
 def _extract_split(members, extractor, task, label_ids, split):

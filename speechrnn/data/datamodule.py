@@ -179,7 +179,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.splits = {name: split.to(device) for name, split in self.splits.items()}
 
     def _fit_normalisation(self) -> None:
-        """Mean and std of the training frames; a split scored without training may have none."""
+        """Mean and std of the training frames (NaN with none: a folder scored with ``use_all_for``)."""
         train = self.splits["train"].feats  # (N_frames, F)
         self.mean, self.std = train.mean(0), train.std(0).clamp_min(1e-5)  # (F,) each
         # NaN here would make every normalised input, and so the whole run, NaN without an error
