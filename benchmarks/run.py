@@ -21,7 +21,6 @@ Prints one table and writes ``bench.json`` and ``bench.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -38,6 +37,7 @@ from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.fsdd import FSDDDataModule
 from speechrnn.data.synth import SynthDataModule
 from speechrnn.evaluate import build_datamodule, evaluate
+from speechrnn.jsonio import write_json
 
 CORPORA = ("fsdd", "synth")
 MODEL = {"cell": "gru", "hidden_size": 128, "num_layers": 2}
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     results["step_time_s"] = bench_step_time()
     results["machine"]["load_average_after"] = os.getloadavg()
     results["wall_s"] = time.perf_counter() - started
-    (args.out / "bench.json").write_text(json.dumps(results, indent=1))
+    write_json(args.out / "bench.json", results)
     text = table(results)
     (args.out / "bench.md").write_text(text + "\n")
     print(text)

@@ -19,6 +19,7 @@ import torch
 
 from speechrnn.cli import run_lightning
 from speechrnn.compare import markdown_table
+from speechrnn.jsonio import write_json
 from speechrnn.plots import plot_accuracy_by_length
 from speechrnn.tracking import default_wandb_mode
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> Path:
         phase_started = time.perf_counter()
         results[cell] = train_one(cell_args, args.out / cell)
         phases[f"{cell}: train and test"] = time.perf_counter() - phase_started
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    write_json(args.out / "results.json", results)
     table = markdown_table(results)
     (args.out / "table.md").write_text(table + "\n")
     hop_ms = next(iter(results.values()))["hop_ms"]

@@ -39,6 +39,7 @@ from speechrnn.gradients import (
     input_gradient_norms,
     plot_gradient_norms,
 )
+from speechrnn.jsonio import write_json
 from speechrnn.plots import plt, save_figure
 
 CHANCE_LINE = 0.5  # the accuracy whose crossing the table reports
@@ -78,7 +79,7 @@ def train_one(grid: dict, out: Path, encoder: str, hidden: int, delay_s: float, 
               "test_acc": results["test"]["accuracy"], "train_seconds": results["train_seconds"],
               "stability": stability_of(trainer), **gradient_curves(model, datamodule, seed)}
     tracking.finish_run()
-    record_path.write_text(json.dumps(record, indent=1))
+    write_json(record_path, record)
     del cli, model, datamodule, trainer
     gc.collect()
     return record
@@ -233,10 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     records = sweep(grid, args.out, args.extra)
     summary = summarise(records, grid)
-    (args.out / "results.json").write_text(json.dumps(
-        {"grid": grid, "summary": {n: {str(f): p for f, p in line.items()} for n, line in summary.items()},
-         "first_length_below_50": {n: below_chance_line(line) for n, line in summary.items()},
-         "runs": records}, indent=1))
+    write_json(args.out / "results.json",
+               {"grid": grid, "summary": {n: {str(f): p for f, p in line.items()} for n, line in summary.items()},
+                "first_length_below_50": {n: below_chance_line(line) for n, line in summary.items()},
+                "runs": records})
     write_table(records, summary, grid, args.out / "table.md")
     plot_summary(summary, records[0]["hop_ms"], args.out / "accuracy_vs_length.png")
     longest = max(grid["delays_s"])

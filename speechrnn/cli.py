@@ -7,7 +7,6 @@ every constructor argument of the data module and the model is a flag and a YAML
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import time
 import warnings
@@ -23,12 +22,23 @@ from speechrnn.callbacks import TrainingStability
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
+from speechrnn.jsonio import write_json
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import count_parameters
+from speechrnn.processes import global_rank_is_zero
+from speechrnn.runlock import RunLock
 
 
 class SpeechCLI(LightningCLI):
     """LightningCLI with the data-to-model links, a run directory, and a test after fitting."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.run_lock: RunLock | None = None  # taken in before_instantiate_classes
+        try:
+            super().__init__(*args, **kwargs)  # parses, instantiates and runs the subcommand
+        finally:
+            if self.run_lock is not None:
+                self.run_lock.release()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--run_dir", default="runs/latest",
@@ -60,6 +70,8 @@ class SpeechCLI(LightningCLI):
                     logger.init_args.save_dir = str(run_dir)
                 describe_wandb_run(logger.init_args, config)
         run_dir.mkdir(parents=True, exist_ok=True)
+        if global_rank_is_zero():  # the other ranks of a job write into the folder rank 0 holds
+            self.run_lock = RunLock(run_dir).acquire()
 
     def before_fit(self) -> None:
         self.fit_started = time.perf_counter()
@@ -108,11 +120,7 @@ def write_run_results(run_dir: Path, model: SpeechClassifier, trainer, accuracy:
         "max_epochs": trainer.max_epochs,
         "checkpoint": checkpoint,
     }
-    path = run_dir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, allow_nan=False))  # a NaN here is a bug: fail loudly
-    tmp.replace(path)
-    return path
+    return write_json(run_dir / "results.json", results)  # an empty bucket's NaN accuracy becomes null
 
 
 def run_lightning(args: list[str] | None = None, run: bool = True) -> SpeechCLI:

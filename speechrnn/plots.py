@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 
+from speechrnn.errors import SpeechRNNError
+
 
 def bucket_centres(edges: list[int], rows: list[list]) -> list[float]:
     """A representative length (frames) per bucket: its midpoint; the open last bucket 1.25x its edge."""
@@ -63,9 +65,17 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path,
 
 
 def save_figure(fig, path: Path, dpi: int = 120) -> Path:
-    """Lay out, write (making the folder) and close a figure; every PNG speechrnn draws goes here."""
-    fig.tight_layout()
+    """Lay out, write (making the folder) and close a figure; every PNG speechrnn draws goes here.
+
+    Returns the file written: ``path``, with ``.png`` added when it has no suffix (as matplotlib
+    does). A folder is refused: the caller knows what the file should be called.
+    """
     path = Path(path)
+    if path.is_dir():
+        plt.close(fig)
+        raise SpeechRNNError(f"{path} is a folder; pass the path of the .png file to write")
+    path = path if path.suffix else path.with_suffix(".png")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

@@ -13,7 +13,8 @@ from speechrnn.errors import SpeechRNNError
 def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float | None = None):
     """Decode ``path`` (any rate, any channel count) to a mono float32 tensor at ``sample_rate``.
 
-    Raises SpeechRNNError naming the file when it is unreadable, empty or silent.
+    Raises SpeechRNNError naming the file when it is unreadable, empty, silent, or holds NaN or
+    infinite samples (a float WAV can; one such sample turns every feature of the clip into NaN).
     """
     try:
         with sf.SoundFile(str(path)) as audio:  # opened once: header and samples in one go
@@ -27,6 +28,9 @@ def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float |
     if samples.size == 0:
         raise SpeechRNNError(f"audio file {path} is empty; replace or remove it")
     mono = torch.from_numpy(samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1))
+    if not mono.isfinite().all():
+        bad = int((~mono.isfinite()).sum())
+        raise SpeechRNNError(f"audio file {path} holds {bad} NaN or infinite samples; replace or remove it")
     if not mono.any():
         raise SpeechRNNError(f"audio file {path} is silent (all zeros); replace or remove it")
     if file_rate != sample_rate:
@@ -34,10 +38,19 @@ def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float |
     return mono
 
 
-def load_utterance(utt: Utterance, sample_rate: int) -> tuple[torch.Tensor, int]:
-    """The utterance's signal, zero-padded to ``utt.pad_to_s``, and its true length in samples."""
+def load_utterance(utt: Utterance, sample_rate: int, min_samples: int = 1) -> tuple[torch.Tensor, int]:
+    """The utterance's signal, zero-padded to ``utt.pad_to_s``, and its true length in samples.
+
+    A clip shorter than ``min_samples`` (at ``sample_rate``; see ``FeatureSettings.min_samples``)
+    is a SpeechRNNError naming the file.
+    """
     wave = read_audio(utt.path, sample_rate, utt.start_s, utt.duration_s)
     speech_samples = len(wave)
+    if speech_samples < min_samples:
+        raise SpeechRNNError(
+            f"audio file {utt.path} is too short: {speech_samples} samples at {sample_rate} Hz, fewer than "
+            f"one {min_samples}-sample analysis window; replace or remove it"
+        )
     if utt.pad_to_s is not None:
         target = round(utt.pad_to_s * sample_rate)
         if target > len(wave):

@@ -8,18 +8,22 @@ Layout of ``<cache_dir>/<dataset>-<task>-<key>/``::
     <split>.targets.npy        (N,) int64 class ids, or (N_frames,) for framewise tasks
     <split>.speech_lengths.npy (N,) int64 frames of real audio (before padding to a fixed length)
 
-``key`` hashes the utterance list and the feature settings, so changed settings or a changed
-corpus get a new cache. The whole folder is written under a temporary name and renamed into
-place; a folder whose files do not match its manifest (truncated, partial) is rebuilt.
+``key`` hashes the utterance list, a fingerprint of each file (see :func:`file_fingerprint`) and
+the feature settings, so changed settings or changed audio get a new cache. The whole folder is
+written under a temporary name (``<name>.tmp-<host>-<pid>``) and renamed into place; a folder
+whose files do not match its manifest (truncated, partial) is rebuilt, and the staging folders
+of builds that were killed are removed by the next build.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
+import re
 import shutil
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -37,6 +41,8 @@ from speechrnn.data.audio import load_utterance
 from speechrnn.data.corpus import SILENCE, SPLITS, Utterance
 from speechrnn.data.features import MFCC, FeatureSettings
 from speechrnn.errors import SpeechRNNError
+from speechrnn.jsonio import write_json
+from speechrnn.processes import HOST, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,11 @@ CACHE_FORMAT = 1
 ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
 EXTRACT_BATCH = 64  # utterances per MFCC call
 DECODE_AHEAD = 8  # batches in flight at once: keeps every core busy, bounds the memory held
+FINGERPRINT_BLOCK = 4096  # bytes hashed at each end of a file (the first block holds the header)
+STAGING = re.compile(r"\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")  # a build's folder before its rename
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NOT_A_FOLDER = (errno.ENOTDIR, errno.EEXIST)  # mkdir where a file is
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 @dataclass
@@ -75,15 +86,39 @@ class SplitFeatures:
 
 def cache_key(utterances: Sequence[Utterance], settings: FeatureSettings, task: str,
               labels: Sequence[str]) -> str:
-    """Hash of everything that decides the cache's contents (file sizes stand in for contents)."""
+    """Hash of everything that decides the cache's contents, each file by its fingerprint."""
     digest = hashlib.sha256()
     header = {"format": CACHE_FORMAT, "features": asdict(settings), "task": task, "labels": list(labels)}
     digest.update(json.dumps(header, sort_keys=True).encode())
+    fingerprints = {}  # windows of one file (Speech Commands' silence clips) share its fingerprint
     for utt in utterances:
-        size = os.stat(utt.path).st_size if os.path.exists(utt.path) else -1
-        record = asdict(utt) | {"path": str(utt.path), "size": size}
+        if utt.path not in fingerprints:
+            fingerprints[utt.path] = file_fingerprint(utt.path)
+        record = asdict(utt) | {"path": str(utt.path), "file": fingerprints[utt.path]}
         digest.update(json.dumps(record, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def file_fingerprint(path: Path) -> list:
+    """``[size, mtime_ns, hash of the first and last FINGERPRINT_BLOCK bytes]``; ``[-1]`` if missing.
+
+    Any rewrite of a file changes its modification time, so a changed recording gets new features
+    even when its size is the same; the hashed ends catch a copy that kept an old time stamp
+    (``cp -p``, ``rsync -t``) but changed the header or the first or last samples. Files up to
+    two blocks long (FSDD's 8 kHz digits are mostly) are hashed whole. A full content hash would
+    be certain, but reads every byte on every run: gigabytes for a 100k-file corpus, before each
+    training run even starts; this reads at most 8 KiB a file.
+    """
+    try:
+        with open(path, "rb") as file:
+            stat = os.fstat(file.fileno())
+            digest = hashlib.blake2b(file.read(FINGERPRINT_BLOCK), digest_size=16)
+            if stat.st_size > FINGERPRINT_BLOCK:
+                file.seek(max(FINGERPRINT_BLOCK, stat.st_size - FINGERPRINT_BLOCK))
+                digest.update(file.read(FINGERPRINT_BLOCK))
+    except FileNotFoundError:
+        return [-1]
+    return [stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
 
 
 def frame_targets(utt: Utterance, num_frames: int, hop_s: float, label_ids: dict[str, int]) -> np.ndarray:
@@ -124,42 +159,51 @@ class FeatureCache:
     def build(self, utterances: Sequence[Utterance], settings: FeatureSettings, task: str,
               labels: Sequence[str], dataset: str, key: str) -> None:
         """Decode, extract and write every split, then rename the folder into place."""
-        if self.directory.exists():
-            log.warning("rebuilding incomplete feature cache %s", self.directory)
-            shutil.rmtree(self.directory)
-        staging = self.directory.with_name(f"{self.directory.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        manifest = {"format": CACHE_FORMAT, "key": key, "dataset": dataset, "task": task,
-                    "features": asdict(settings), "labels": list(labels), "splits": {},
-                    "arrays": {}, "skipped": []}
         # on the GPU when there is one: the batched STFT is the cost once decoding is parallel
         extractor = MFCC(settings).to("cuda" if torch.cuda.is_available() else "cpu")
-        label_ids = {label: i for i, label in enumerate(labels)}
+        staging = self._staging()
         try:
-            for split in SPLITS:
-                members = [u for u in utterances if u.split == split]
-                arrays, keys, skipped = _extract_split(members, extractor, task, label_ids, split)
-                manifest["skipped"] += skipped
-                manifest["splits"][split] = {"utterances": len(keys), "frames": len(arrays["feats"]),
-                                             "keys": keys}
-                for name, array in arrays.items():
-                    filename = f"{split}.{name}.npy"
-                    np.save(staging / filename, array)
-                    manifest["arrays"][filename] = {"shape": list(array.shape), "dtype": str(array.dtype),
-                                                    "bytes": (staging / filename).stat().st_size}
-            (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            os.replace(staging, self.directory)
+            manifest = _write_splits(staging, utterances, extractor, task, labels)
+            write_json(staging / "manifest.json", {"format": CACHE_FORMAT, "key": key, "dataset": dataset,
+                                                   "task": task, "features": asdict(settings), **manifest})
+            self._move_into_place(staging)
         except OSError as err:
-            shutil.rmtree(staging, ignore_errors=True)
-            if err.errno == errno.ENOSPC:
-                raise SpeechRNNError(
-                    f"no room left to write the feature cache in {staging.parent}; free some space or "
-                    "point SPEECHRNN_CACHE_DIR (or data.cache_dir) at a disk with room"
-                ) from err
+            _raise_disk_error(err, self.directory.parent)
             raise
+        finally:  # whatever stopped the build, Ctrl+C included, leaves no half-written folder
+            shutil.rmtree(staging, ignore_errors=True)
         if not any(manifest["splits"][s]["utterances"] for s in SPLITS):
             raise SpeechRNNError(f"no usable audio among the {len(utterances)} files of {dataset}")
+
+    def _staging(self) -> Path:
+        """A fresh, empty ``<name>.tmp-<host>-<pid>`` beside the cache; killed builds' ones removed."""
+        parent = self.directory.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            for old in parent.glob("*.tmp-*"):
+                match = STAGING.search(old.name)
+                if match and match["host"] in (None, HOST) and not pid_alive(int(match["pid"])):
+                    log.warning("removing %s, left by a feature cache build that was stopped", old)
+                    shutil.rmtree(old, ignore_errors=True)
+            if self.directory.exists():
+                log.warning("rebuilding incomplete feature cache %s", self.directory)
+                shutil.rmtree(self.directory)
+            staging = self.directory.with_name(f"{self.directory.name}.tmp-{HOST}-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+        except OSError as err:
+            _raise_disk_error(err, parent)
+            raise
+        return staging
+
+    def _move_into_place(self, staging: Path) -> None:
+        """Rename ``staging`` to the cache folder, unless another process finished the same build first."""
+        try:
+            os.replace(staging, self.directory)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not self.is_complete():
+                raise
+            log.info("feature cache %s was built by another process meanwhile", self.directory)
 
     def load(self, split: str) -> SplitFeatures:
         arrays = {}
@@ -167,6 +211,57 @@ class FeatureCache:
             path = self.directory / f"{split}.{name}.npy"
             arrays[name] = torch.from_numpy(np.load(path, allow_pickle=False))
         return SplitFeatures(**arrays, keys=self.manifest()["splits"][split]["keys"])
+
+
+def _write_splits(staging: Path, utterances: Sequence[Utterance], extractor: MFCC, task: str,
+                  labels: Sequence[str]) -> dict:
+    """Extract and write every split's arrays into ``staging``; the manifest's entries for them."""
+    label_ids = {label: i for i, label in enumerate(labels)}
+    manifest = {"labels": list(labels), "splits": {}, "arrays": {}, "skipped": []}
+    for split in SPLITS:
+        members = [u for u in utterances if u.split == split]
+        arrays, keys, skipped = _extract_split(members, extractor, task, label_ids, split)
+        manifest["skipped"] += skipped
+        manifest["splits"][split] = {"utterances": len(keys), "frames": len(arrays["feats"]), "keys": keys}
+        for name, array in arrays.items():
+            filename = f"{split}.{name}.npy"
+            manifest["arrays"][filename] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                                            "bytes": save_array(staging / filename, array)}
+    return manifest
+
+
+def save_array(path: Path, array: np.ndarray) -> int:
+    """Write ``array`` in ``.npy`` format and return the file's size in bytes.
+
+    ``np.save`` writes through C stdio, whose failure (a full disk) reaches Python as an OSError
+    without an errno; writing with ``os.write`` keeps the errno, so a full disk is reported as one.
+    """
+    array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for chunk in (header.getbuffer(), memoryview(array.reshape(-1).view(np.uint8))):
+            while chunk:
+                chunk = chunk[os.write(fd, chunk):]  # a write may take only part of a large chunk
+    finally:
+        os.close(fd)
+    return os.stat(path).st_size
+
+
+def _raise_disk_error(err: OSError, folder: Path) -> None:
+    """Raise a SpeechRNNError naming ``folder`` and the fix when ``err`` is a full or unwritable disk."""
+    where = "point SPEECHRNN_CACHE_DIR (or data.cache_dir) at"
+    if err.errno in NO_SPACE:
+        message = f"no room left to write the feature cache in {folder}; free some space or {where} a disk with room"
+    elif err.errno in NOT_A_FOLDER:
+        message = (f"the feature cache folder {folder} is a file, or lies inside one; remove that file or "
+                   f"{where} a folder")
+    elif err.errno in NOT_WRITABLE:
+        message = f"cannot write the feature cache in {folder} ({err.strerror}); {where} a writable folder"
+    else:
+        return
+    raise SpeechRNNError(message) from err
 
 
 def _extract_split(members, extractor, task, label_ids, split):
@@ -222,16 +317,16 @@ def _extract_split(members, extractor, task, label_ids, split):
     return arrays, [keys[i] for i in order], skipped
 
 
-def _try_load(utt: Utterance, sample_rate: int):
+def _try_load(utt: Utterance, settings: FeatureSettings):
     try:
-        return load_utterance(utt, sample_rate)
+        return load_utterance(utt, settings.sample_rate, settings.min_samples)
     except SpeechRNNError as err:
         return err
 
 
 def _extract_batch(extractor: MFCC, batch: Sequence[Utterance]) -> list:
     """``(utterance, (feats (T, F) array, speech_samples) or SpeechRNNError)`` for each of ``batch``."""
-    results = [(utt, _try_load(utt, extractor.settings.sample_rate)) for utt in batch]
+    results = [(utt, _try_load(utt, extractor.settings)) for utt in batch]
     decoded = [result for _, result in results if not isinstance(result, SpeechRNNError)]
     if not decoded:
         return results

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from itertools import pairwise
 from pathlib import Path
 from typing import ClassVar
 
@@ -43,6 +44,15 @@ def default_data_root() -> Path:
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("SPEECHRNN_CACHE_DIR", ".cache/speechrnn"))
+
+
+def check_batching(batch_size: int, length_buckets: list[int]) -> None:
+    """Refuse a batch size below 1 and bucket edges that do not rise."""
+    if batch_size < 1:
+        raise SpeechRNNError(f"batch_size is {batch_size}; it must be at least 1")
+    if any(edge < 1 for edge in length_buckets) or any(lo >= hi for lo, hi in pairwise(length_buckets)):
+        raise SpeechRNNError(f"length_buckets {list(length_buckets)} must be frame counts of at least 1 "
+                             "in increasing order, e.g. [50, 100, 150]")
 
 
 class SpeechDataModule(L.LightningDataModule):
@@ -99,6 +109,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.data_root = Path(data_root) if data_root else default_data_root()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.features = FeatureSettings(sample_rate, n_mfcc, n_mels, win_ms, hop_ms, deltas)
+        check_batching(batch_size, length_buckets)
         self.batch_size = batch_size
         self.length_buckets = list(length_buckets)
         self.seed = seed
@@ -189,8 +200,16 @@ class SpeechDataModule(L.LightningDataModule):
         self.splits = {name: split.to(device) for name, split in self.splits.items()}
 
     def _fit_normalisation(self) -> None:
-        train = self.splits["train"].feats
+        """Mean and std of the training frames (NaN with none: a folder scored with ``use_all_for``)."""
+        train = self.splits["train"].feats  # (N_frames, F)
         self.mean, self.std = train.mean(0), train.std(0).clamp_min(1e-5)  # (F,) each
+        # NaN here would make every normalised input, and so the whole run, NaN without an error
+        if len(train) and not (self.mean.isfinite().all() and self.std.isfinite().all()):
+            raise SpeechRNNError(
+                f"the feature statistics of {self.name}'s {len(train)} training frames are not finite: "
+                "some features are NaN or infinite; delete this dataset's folder under the cache_dir "
+                "to rebuild its features, and replace audio files that hold NaN or infinite samples"
+            )
 
     def feature_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-dimension mean and standard deviation over the training frames, ``(F,)`` each.

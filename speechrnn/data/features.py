@@ -9,6 +9,8 @@ import torchaudio.functional as AF
 import torchaudio.transforms as T
 from torch import Tensor, nn
 
+from speechrnn.errors import SpeechRNNError
+
 
 @dataclass(frozen=True)
 class FeatureSettings:
@@ -21,9 +23,31 @@ class FeatureSettings:
     hop_ms: float = 10.0
     deltas: bool = False  # append first and second differences
 
+    def __post_init__(self) -> None:
+        """Refuse settings that would divide by zero, or build an empty or meaningless feature."""
+        for name in ("sample_rate", "n_mfcc", "n_mels", "win_ms", "hop_ms"):
+            if not getattr(self, name) > 0:  # `not >` also refuses NaN
+                raise SpeechRNNError(f"{name} is {getattr(self, name)}; it must be greater than 0")
+        if self.n_mels < self.n_mfcc:
+            raise SpeechRNNError(f"n_mfcc {self.n_mfcc} is more than n_mels {self.n_mels}: the cepstrum "
+                                 "has at most one coefficient per mel band; lower n_mfcc or raise n_mels")
+        for name, samples in (("win_ms", self.win_length), ("hop_ms", self.hop_length)):
+            if samples < 1:
+                raise SpeechRNNError(f"{name} {getattr(self, name)} is less than one sample at "
+                                     f"{self.sample_rate} Hz; raise it")
+
     @property
     def win_length(self) -> int:  # samples
         return round(self.sample_rate * self.win_ms / 1000)
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip kept (samples): one analysis window, so a frame holds some real audio.
+
+        Shorter clips (a 10 ms click, one sample) give frames that are mostly padding; classifying
+        them would score noise.
+        """
+        return self.win_length
 
     @property
     def hop_length(self) -> int:  # samples

@@ -3,6 +3,10 @@
 Files may have any sample rate and channel count (they are resampled and mixed to mono). The
 labels are the subfolder names, sorted.
 
+Training needs at least two labels. A label whose recordings are all unusable (corrupt, silent,
+too short) is an error, not dropped: dropping it would renumber the classes that the model and
+its checkpoint were built with, and a class without examples would silently never be learnt.
+
 Split: each file goes to test, validation or train by a hash of its path relative to ``path``
 (or, with ``speaker_pattern``, of its speaker, so that no speaker is in two splits). The hash does
 not depend on the machine or on which other files exist, so adding files never moves old ones.
@@ -68,7 +72,9 @@ class FolderDataModule(SpeechDataModule):
         super().__init__(task=task, **kwargs)
 
     def vocabulary(self) -> list[str]:
-        """The label subfolders, sorted; each must hold at least one recording."""
+        """The label subfolders, sorted; each must hold at least one recording, and training two labels."""
+        if self.path.exists() and not self.path.is_dir():
+            raise SpeechRNNError(f"audio folder {self.path} is a file, not a folder: expected {EXPECTED_LAYOUT}")
         if not self.path.is_dir():
             raise SpeechRNNError(f"audio folder {self.path} not found: expected {EXPECTED_LAYOUT}")
         label_dirs = sorted(
@@ -79,11 +85,24 @@ class FolderDataModule(SpeechDataModule):
                 f"audio folder {self.path} has no label subfolders: expected {EXPECTED_LAYOUT}"
             )
         for label_dir in label_dirs:
-            if not _recordings(label_dir):
+            if _recordings(label_dir):
+                continue
+            if any(d.is_dir() for d in label_dir.iterdir()):
                 raise SpeechRNNError(
-                    f"label folder {label_dir} holds no {'/'.join(AUDIO_SUFFIXES)} files: "
-                    f"add recordings or remove it (expected {EXPECTED_LAYOUT})"
+                    f"label folder {label_dir} holds subfolders but no recordings: the layout is one "
+                    f"level deep, {EXPECTED_LAYOUT}; point path at the folder that holds the label "
+                    "subfolders"
                 )
+            raise SpeechRNNError(
+                f"label folder {label_dir} holds no {'/'.join(AUDIO_SUFFIXES)} files: "
+                f"add recordings or remove it (expected {EXPECTED_LAYOUT})"
+            )
+        if len(label_dirs) < 2 and self.use_all_for is None:
+            raise SpeechRNNError(
+                f"audio folder {self.path} has one label, {label_dirs[0].name!r}: a classifier needs at "
+                f"least two label subfolders ({EXPECTED_LAYOUT}); add another, or pass use_all_for "
+                "to score a trained model on this folder"
+            )
         return [label_dir.name for label_dir in label_dirs]
 
     def download(self) -> None:
@@ -91,7 +110,8 @@ class FolderDataModule(SpeechDataModule):
 
     def utterances(self) -> list[Utterance]:
         found = []
-        for label in self.vocabulary():  # the folder's own labels: ``labels`` may be a checkpoint's superset
+        # a checkpoint's vocabulary (evaluate) may name labels this folder lacks
+        for label in (label for label in self.labels if (self.path / label).is_dir()):
             for recording in _recordings(self.path / label):
                 relative = recording.relative_to(self.path).as_posix()
                 speaker = self._speaker(recording)
@@ -105,6 +125,23 @@ class FolderDataModule(SpeechDataModule):
                     )
                 )
         return sorted(found, key=lambda utterance: utterance.key)
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        self._check_every_label_usable()
+
+    def _check_every_label_usable(self) -> None:
+        """Raise when a label folder's recordings were all skipped by the feature cache."""
+        kept = {self.labels[t] for split in self.splits.values() for t in split.targets.unique().tolist()}
+        listed = {utterance.label for utterance in self.utterances()}
+        unusable = sorted(listed - kept)
+        if unusable:
+            skipped = self.cache.manifest()["skipped"]
+            reasons = [s["reason"] for s in skipped if Path(s["path"]).parent.name in unusable][:3]
+            raise SpeechRNNError(
+                f"label folders {[str(self.path / label) for label in unusable]} hold no usable recording "
+                f"(e.g. {'; '.join(reasons)}); replace those files or remove the folders"
+            )
 
     def _speaker(self, recording: Path) -> str:
         if self.speaker_pattern is None:

@@ -78,6 +78,7 @@ def test_speaker_pattern_keeps_each_speaker_in_one_split(tmp_path):
 
 def test_speaker_pattern_that_misses_a_file_names_it(tmp_path):
     touch(tmp_path / "on" / "nounderscore.wav")
+    touch(tmp_path / "off" / "spk1_1.wav")
     data = FolderDataModule(path=str(tmp_path), speaker_pattern=r"^([^_]+)_")
     with pytest.raises(SpeechRNNError, match="nounderscore.wav"):
         data.utterances()

@@ -1,0 +1,31 @@
+"""Whether the process that left a file behind (a run lock, a cache staging folder) still runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+HOST = socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this machine (signal 0 checks without sending)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
+def global_rank_is_zero() -> bool:
+    """False in every process but the first of a distributed job, judged from the launcher's env.
+
+    Read before the Trainer exists. torchrun sets RANK; Lightning's own launcher sets LOCAL_RANK in
+    the processes it starts and NODE_RANK per machine; SLURM sets SLURM_PROCID.
+    """
+    return all(os.environ.get(name, "0") == "0"
+               for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
