@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from speechrnn.cli import run_lightning
+from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.compare import markdown_table
 from speechrnn.jsonio import write_json
 from speechrnn.plots import plot_accuracy_by_length
@@ -89,4 +89,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

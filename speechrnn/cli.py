@@ -10,6 +10,7 @@ import importlib
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -165,11 +166,19 @@ def main(argv: list[str] | None = None) -> None:
     # Lightning 2.6 calls a torch pytree API that torch 2.11 deprecates; nothing for users to do
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in TOOLS:
+        exit_on_user_error(lambda: importlib.import_module(TOOLS[args[0]]).main(args[1:]))
+    else:
+        exit_on_user_error(lambda: run_lightning(argv))
+
+
+def exit_on_user_error(entry: Callable[[], object]) -> None:
+    """Run ``entry``; a mistake the user can fix is one line on stderr and exit status 2.
+
+    Every command and pipeline enters through here; bugs stay tracebacks.
+    """
     try:
-        if args and args[0] in TOOLS:
-            importlib.import_module(TOOLS[args[0]]).main(args[1:])
-        else:
-            run_lightning(argv)
+        entry()
     except MisconfigurationException as err:  # e.g. TRAINER=gpu on a machine without one
         print(f"speechrnn: error: {err} Check the trainer config (make train TRAINER=cpu runs on the CPU).",
               file=sys.stderr)
