@@ -217,6 +217,14 @@ def test_a_full_disk_is_named_with_the_cache_folder_and_leaves_no_staging(tmp_pa
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_a_build_stopped_by_any_error_leaves_no_staging_folder(tmp_path):
+    dm = tones(tmp_path)
+    dm.labels = ["0", "1"]  # the corpus also holds label 2
+    with pytest.raises(SpeechRNNError, match="label '2' is not in the vocabulary"):
+        dm.prepare_data()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
 def test_a_cache_dir_that_is_a_file_is_named(tmp_path):
     (tmp_path / "cache").write_text("not a folder")
     with pytest.raises(SpeechRNNError, match=f"feature cache folder {tmp_path / 'cache'} is a file"):
