@@ -190,6 +190,12 @@ def test_a_lock_file_naming_a_dead_pid_is_taken_over(tmp_path):
         RunLock(tmp_path / "run").acquire()
 
 
+def test_a_run_folder_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(SpeechRNNError, match=f"cannot write the run folder {tmp_path / 'run'}"):
+        RunLock(tmp_path / "run").acquire()
+
+
 @pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"])
 def test_only_the_first_process_of_a_distributed_job_takes_the_run_folder(monkeypatch, variable):
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
