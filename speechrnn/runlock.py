@@ -35,9 +35,24 @@ class RunLock:
 
     def acquire(self) -> Self:
         """Take the folder, or raise SpeechRNNError naming it and the run that holds it."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = self._open_locked()
+        previous = os.read(fd, 256).decode(errors="replace").split()
+        if previous:
+            _report_stale(previous)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {HOST}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def _open_locked(self) -> int:
+        """A descriptor of the lock file, flocked by us."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise SpeechRNNError(f"cannot write the run folder {self.run_dir} ({err.strerror}); pass a "
+                                     "writable --run_dir") from err
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -49,15 +64,8 @@ class RunLock:
                 ) from None
             # the holder before us may have removed the file after we opened it: lock the file there now
             if _same_file(fd, self.path):
-                break
+                return fd
             os.close(fd)
-        previous = os.read(fd, 256).decode(errors="replace").split()
-        if previous:
-            _report_stale(previous)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {HOST}\n".encode(), 0)
-        self.fd = fd
-        return self
 
     def release(self) -> None:
         """Remove the lock file and let the next run in; nothing happens if it is not held."""

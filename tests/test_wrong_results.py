@@ -190,6 +190,12 @@ def test_a_lock_file_naming_a_dead_pid_is_taken_over(tmp_path):
         RunLock(tmp_path / "run").acquire()
 
 
+def test_a_run_folder_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(SpeechRNNError, match=f"cannot write the run folder {tmp_path / 'run'}"):
+        RunLock(tmp_path / "run").acquire()
+
+
 @pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"])
 def test_only_the_first_process_of_a_distributed_job_takes_the_run_folder(monkeypatch, variable):
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
@@ -214,6 +220,14 @@ def test_a_full_disk_is_named_with_the_cache_folder_and_leaves_no_staging(tmp_pa
     with pytest.raises(SpeechRNNError, match=f"no room left to write the feature cache in {tmp_path / 'cache'}"):
         dm.prepare_data()
     monkeypatch.undo()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_build_stopped_by_any_error_leaves_no_staging_folder(tmp_path):
+    dm = tones(tmp_path)
+    dm.labels = ["0", "1"]  # the corpus also holds label 2
+    with pytest.raises(SpeechRNNError, match="label '2' is not in the vocabulary"):
+        dm.prepare_data()
     assert list((tmp_path / "cache").iterdir()) == []
 
 
