@@ -70,9 +70,8 @@ class SpeechCLI(LightningCLI):
                 if logger.init_args.get("save_dir") in (None, "."):
                     logger.init_args.save_dir = str(run_dir)
                 describe_wandb_run(logger.init_args, config)
-        run_dir.mkdir(parents=True, exist_ok=True)
         if global_rank_is_zero():  # the other ranks of a job write into the folder rank 0 holds
-            self.run_lock = RunLock(run_dir).acquire()
+            self.run_lock = RunLock(run_dir).acquire()  # it creates the folder, or names why it cannot
 
     def before_fit(self) -> None:
         self.fit_started = time.perf_counter()

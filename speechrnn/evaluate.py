@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import json
 import logging
 import math
 from dataclasses import asdict
@@ -24,6 +23,7 @@ from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.folder import FolderDataModule
 from speechrnn.data.pipeline import DataPipeline
 from speechrnn.errors import SpeechRNNError
+from speechrnn.jsonio import write_json
 from speechrnn.plots import plot_accuracy_by_length, plot_confusion
 
 DATA_CONFIGS = "data"  # the dataset configs, within the package's configs (importlib.resources)
@@ -186,8 +186,7 @@ def main(argv: list[str]) -> None:
     print(format_report(report))
     scores = report[report["split"]]
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1, allow_nan=False))
+        write_json(args.json, report)
     if args.plot:
         title = f"{report['cell']} on {report['dataset']} ({report['split']})"
         plot_accuracy_by_length({report["cell"]: scores}, args.plot, report["hop_ms"], title=title)

@@ -31,6 +31,7 @@ def write_json(path: str | Path, value, indent: int | None = 1) -> Path:
     killed mid-write) sees the old file or the new one, never half of one.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:

@@ -7,7 +7,6 @@ the checkpoint's own feature settings; the model normalises them with its stored
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from speechrnn.data.audio import load_utterance
 from speechrnn.data.corpus import Utterance
 from speechrnn.data.features import MFCC
 from speechrnn.errors import SpeechRNNError
+from speechrnn.jsonio import write_json
 from speechrnn.models.classifier import SpeechClassifier
 
 
@@ -40,7 +40,7 @@ def predict_file(model: SpeechClassifier, mfcc: MFCC, path: Path, top_k: int,
     if not path.is_file():
         raise SpeechRNNError(f"audio file {path} not found; check the path")
     utterance = Utterance(key=path.name, path=path, split="test", pad_to_s=pad_to_s)
-    wave, _ = load_utterance(utterance, mfcc.settings.sample_rate)
+    wave, _ = load_utterance(utterance, mfcc.settings.sample_rate, mfcc.settings.min_samples)
     feats = mfcc(wave[None], torch.tensor([len(wave)]))[0]  # (T, F)
     logits = model(feats[None], torch.tensor([len(feats)]))[0]  # (C,) or (T, C)
     if model.hparams.task == "phones":
@@ -80,8 +80,7 @@ def main(argv: list[str]) -> None:
             runs = segments(prediction["frames"], ckpt.features.frame_s)
             print(f"{path}: " + " ".join(f"{label}[{a:.2f}-{b:.2f}]" for a, b, label in runs))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(predictions, indent=1, allow_nan=False))
+        write_json(args.json, predictions)
     if failures:
         raise SpeechRNNError(f"{len(failures)} of {len(args.files)} files could not be scored (listed above); "
                              "the others were")
