@@ -92,12 +92,13 @@ def fit_args(grid: dict, run: Run, frames: int, run_dir: Path) -> list[str]:
             "--run_dir", str(run_dir)]
 
 
+def record_path(out: Path, run: Run) -> Path:
+    return out / "runs" / run.name / "record.json"
+
+
 def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) -> dict:
-    """Fit and test one run (or read back its record) and measure its gradient through time."""
-    run_dir = out / "runs" / run.name
-    record_path = run_dir / "record.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
+    """Fit and test one run, measure its gradient through time and write its record."""
+    run_dir = record_path(out, run).parent
     cli = run_lightning([*fit_args(grid, run, frames, run_dir), *extra])
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     results = json.loads((run_dir / "results.json").read_text())
@@ -113,7 +114,7 @@ def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) ->
               **curve.summary(trainer.max_epochs), "stability": dict(model.stability),
               **gradient_curves(model, datamodule, run.seed)}
     finish_wandb()
-    write_atomically(record_path, json.dumps(record, indent=1))
+    write_atomically(record_path(out, run), json.dumps(record, indent=1))
     del cli, model, datamodule, trainer
     gc.collect()
     return record
@@ -152,17 +153,18 @@ def one_thread() -> None:
 
 def execute(grid: dict, out: Path, runs: list[Run], frames: dict[float, int], extra: list[str],
             jobs: int, desc: str) -> list[dict]:
-    """Fit ``runs`` (finished ones are read back), ``jobs`` at a time; records in the order of ``runs``."""
+    """Fit ``runs`` ``jobs`` at a time, reading back finished ones; records in the order of ``runs``."""
     runs = list(dict.fromkeys(runs))  # the same run asked for twice is fitted once
-    records: dict[Run, dict] = {}
-    with tqdm(total=len(runs), unit="run", desc=desc) as progress:
+    records = {run: json.loads(record_path(out, run).read_text()) for run in runs if record_path(out, run).is_file()}
+    todo = [run for run in runs if run not in records]
+    with tqdm(total=len(todo), unit="run", desc=desc) as progress:
         if jobs == 1:
-            for run in runs:
+            for run in todo:
                 records[run] = train_one(grid, out, run, frames[run.delay_s], extra)
                 progress.update()
         else:
             with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=one_thread) as pool:
-                pending = {pool.submit(train_one, grid, out, run, frames[run.delay_s], extra): run for run in runs}
+                pending = {pool.submit(train_one, grid, out, run, frames[run.delay_s], extra): run for run in todo}
                 for done in as_completed(pending):
                     records[pending[done]] = done.result()
                     progress.update()
