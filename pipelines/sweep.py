@@ -43,6 +43,8 @@ from speechrnn.tracking import default_wandb_mode
 
 @dataclass(frozen=True)
 class Run:
+    """One fit of the grid; its name is its folder under ``runs/`` (and its W&B run name)."""
+
     variant: str
     hidden_size: int
     delay_s: float
