@@ -5,6 +5,7 @@ DATA    ?= speech_commands
 MODEL   ?= lstm
 TRAINER ?= gpu
 ARGS    ?=
+JOBS    ?= 2
 RUN_DIR ?= runs/$(DATA)-$(MODEL)
 
 .PHONY: help install demo train test test-slow lint bench sweep gpu-check
@@ -34,7 +35,7 @@ test-slow: install  ## the slow tests kept out of `make test`
 	$(VENV)/bin/pytest -q -m slow
 
 sweep: install  ## accuracy, gradients and cost against length: make sweep ARGS="--grid configs/sweep/full.yaml"
-	OMP_NUM_THREADS=1 $(PY) -m pipelines.sweep --out runs/sweep $(ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pipelines.sweep --out runs/sweep --jobs $(JOBS) $(ARGS)
 
 # FSDD is read where it lies (read-only is fine); without a copy beside the clone it is downloaded.
 # One torch thread per process: on a shared CPU, multi-threaded ops wait on descheduled threads

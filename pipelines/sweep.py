@@ -1,13 +1,15 @@
-"""The long-range sweep: encoder x hidden size x delay x seed on the delayed-keyword task.
+"""The long-range sweep: encoder variant x delay x seed (and hidden size) on the delayed-keyword task.
 
-    python -m pipelines.sweep --grid configs/sweep/default.yaml --out runs/sweep [-- EXTRA CLI ARGS]
+    python -m pipelines.sweep --grid configs/sweep/default.yaml --out runs/sweep --jobs 2 [-- EXTRA CLI ARGS]
 
-Every run is ``speechrnn fit`` with the grid's configs and the same epoch budget; each cell's
-learning rate is picked on validation accuracy (first seed, first clip value), the other seeds
-reuse it, and the other clip values rerun ``clip_seeds`` to show what clipping saves. All runs
-go to one W&B group (offline unless logged in). A run whose ``record.json`` exists is skipped, so
-an interrupted sweep resumes. Writes ``results.json``, ``table.md``, ``accuracy_vs_length.png``
-and ``gradients.png`` (gradient through time per encoder at the longest delay) to ``--out``.
+Every run is ``speechrnn fit`` with the grid's configs: a variant is a model config plus ``--model``
+overrides; ``gate_init: chrono`` gets ``chrono_frames`` = the run's total length in frames.
+Budget: early stopping on ``val/acc`` (``patience`` epochs) under a cap of ``max_epochs``.
+Learning rate: each variant tries every ``lr_selection.learning_rates`` on one seed at one
+reference delay (main hidden size); the best validation accuracy (first of ties) is then used
+for all of that variant's runs. A run whose ``record.json`` exists is skipped, so an interrupted
+sweep resumes; records are written atomically. ``--jobs N`` fits N runs at once in worker
+processes of one torch thread each. ``pipelines/sweep_report.py`` writes the tables and figures.
 
 On a shared CPU run it with ``OMP_NUM_THREADS=1`` (``make sweep`` does): these small recurrent
 steps gain nothing from a second thread, and threads spinning against other jobs made each run
@@ -18,68 +20,106 @@ from __future__ import annotations
 
 import argparse
 import gc
-import itertools
 import json
 import math
 import os
-import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 import yaml
+from lightning.pytorch.callbacks import EarlyStopping
 from tqdm import tqdm
 
+from pipelines.sweep_report import write_report
 from speechrnn import tracking
 from speechrnn.callbacks import TrainingStability
-from speechrnn.cli import run_lightning
+from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.errors import SpeechRNNError
-from speechrnn.gradients import (
-    decay_factor,
-    initialised_copy,
-    input_gradient_norms,
-    plot_gradient_norms,
-)
+from speechrnn.gradients import decay_factor, initialised_copy, input_gradient_norms
 from speechrnn.jsonio import write_json
-from speechrnn.plots import plt, save_figure
-
-CHANCE_LINE = 0.5  # the accuracy whose crossing the table reports
+from speechrnn.learning_curve import LearningCurve
 
 
-def run_name(encoder: str, hidden: int, delay_s: float, lr: float, clip: float, seed: int) -> str:
-    return f"{encoder}-h{hidden}-d{delay_s:g}-lr{lr:g}-clip{clip:g}-s{seed}"
+@dataclass(frozen=True)
+class Run:
+    """One fit of the grid; its name is its folder under ``runs/`` (and its W&B run name)."""
+
+    variant: str
+    hidden_size: int
+    delay_s: float
+    lr: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}-h{self.hidden_size}-d{self.delay_s:g}-lr{self.lr:g}-s{self.seed}"
 
 
-def train_one(grid: dict, out: Path, encoder: str, hidden: int, delay_s: float, lr: float, clip: float,
-              seed: int, extra: list[str]) -> dict:
-    """Fit and test one run (or read back its record) and measure its gradient through time."""
-    name = run_name(encoder, hidden, delay_s, lr, clip, seed)
-    run_dir = out / "runs" / name
-    record_path = run_dir / "record.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
-    args = ["fit", "--config", grid["trainer_config"], "--config", grid["encoders"][encoder],
+def total_frames(data_config: str, delays_s: list[float]) -> dict[float, int]:
+    """Each delay's example length in frames, from the data module the grid's data config builds."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from speechrnn.data.datamodule import SpeechDataModule
+
+    parser = ArgumentParser()
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_subclass_arguments(SpeechDataModule, "data")
+    parser.add_argument("--model", type=dict)  # the data config's model keys are not needed here
+    config = parser.parse_args(["--config", data_config, "--data.init_args.delays_s", json.dumps(delays_s)])
+    data = parser.instantiate_classes(config).data
+    return dict(zip(delays_s, data.total_frames))
+
+
+def fit_args(grid: dict, run: Run, frames: int, run_dir: Path) -> list[str]:
+    """``speechrnn fit`` arguments for one run."""
+    variant = grid["variants"][run.variant]
+    overrides = dict(variant.get("model", {}))
+    if overrides.get("gate_init") == "chrono":
+        overrides["chrono_frames"] = frames  # T_max: the longest dependency is the whole sequence
+    return ["fit", "--config", grid["trainer_config"], "--config", variant["config"],
             "--config", grid["data_config"],
-            "--data.init_args.delays_s", f"[{delay_s}]", "--data.init_args.seed", str(seed),
-            "--data.init_args.batch_size", str(grid["batch_size"]), "--seed_everything", str(seed),
-            "--model.hidden_size", str(hidden), "--model.num_layers", str(grid["num_layers"]),
-            "--model.lr", str(lr), "--trainer.gradient_clip_val", str(clip),
-            "--trainer.max_epochs", str(grid["max_epochs"]), "--trainer.enable_progress_bar", "false",
-            "--trainer.enable_model_summary", "false", "--trainer.logger.init_args.name", name,
+            *(arg for key, value in overrides.items() for arg in (f"--model.{key}", str(value))),
+            "--data.init_args.delays_s", f"[{run.delay_s}]", "--data.init_args.seed", str(run.seed),
+            "--data.init_args.batch_size", str(grid["batch_size"]), "--seed_everything", str(run.seed),
+            "--model.hidden_size", str(run.hidden_size), "--model.num_layers", str(grid["num_layers"]),
+            "--model.lr", str(run.lr), "--trainer.max_epochs", str(grid["max_epochs"]),
+            # the trainer config's last callback is the EarlyStopping these keys set
+            "--trainer.callbacks.patience", str(grid["patience"]),
+            "--trainer.callbacks+=speechrnn.learning_curve.LearningCurve",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--trainer.logger.init_args.name", run.name,
             "--trainer.logger.init_args.group", os.environ["WANDB_RUN_GROUP"],
-            "--trainer.logger.init_args.tags", json.dumps([encoder, f"delay{delay_s:g}s", f"clip{clip:g}"]),
-            "--run_dir", str(run_dir), *extra]
-    cli = run_lightning(args)
+            "--trainer.logger.init_args.tags", json.dumps([run.variant, f"delay{run.delay_s:g}s"]),
+            "--run_dir", str(run_dir)]
+
+
+def record_path(out: Path, run: Run) -> Path:
+    return out / "runs" / run.name / "record.json"
+
+
+def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) -> dict:
+    """Fit and test one run, measure its gradient through time and write its record."""
+    run_dir = record_path(out, run).parent
+    cli = run_lightning([*fit_args(grid, run, frames, run_dir), *extra])
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     results = json.loads((run_dir / "results.json").read_text())
     score = trainer.checkpoint_callback.best_model_score
-    record = {"name": name, "encoder": encoder, "hidden_size": hidden, "delay_s": delay_s,
-              "total_frames": datamodule.total_frames[0], "hop_ms": datamodule.features.hop_ms,
-              "lr": lr, "clip": clip, "seed": seed,
+    curve = next(c for c in trainer.callbacks if isinstance(c, LearningCurve))
+    stopper = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
+    record = {**asdict(run), "name": run.name, "total_frames": datamodule.total_frames[0],
+              "hop_ms": datamodule.features.hop_ms, "parameters": results["parameters"],
+              "chrono_frames": model.hparams.chrono_frames, "patience": stopper.patience,
+              "max_epochs": trainer.max_epochs,
               "val_acc": float(score) if score is not None and math.isfinite(score) else 0.0,
               "test_acc": results["test"]["accuracy"], "train_seconds": results["train_seconds"],
-              "stability": stability_of(trainer), **gradient_curves(model, datamodule, seed)}
+              **curve.summary(trainer.max_epochs),
+              "stability": next(c.stability for c in trainer.callbacks if isinstance(c, TrainingStability)),
+              **gradient_curves(model, datamodule, run.seed)}
     tracking.finish_run()
-    write_json(record_path, record)
+    write_json(record_path(out, run), record)
     del cli, model, datamodule, trainer
     gc.collect()
     return record
@@ -98,159 +138,75 @@ def gradient_curves(model, datamodule, seed: int) -> dict:
     return curves
 
 
-def stability_of(trainer) -> dict:
-    return next(c.stability for c in trainer.callbacks if isinstance(c, TrainingStability))
+def one_thread() -> None:
+    torch.set_num_threads(1)  # N workers on N cores: a second thread per worker only contends
 
 
-def sweep(grid: dict, out: Path, extra: list[str]) -> list[dict]:
-    """Run the grid in three passes, so a partial sweep still holds whole seeds-0 tables."""
-    cells = list(itertools.product(grid["encoders"], grid["hidden_sizes"], grid["delays_s"]))
-    main_clip, first_seed = grid["clips"][0], grid["seeds"][0]
-    passes = len(cells) * (len(grid["learning_rates"]) + len(grid["seeds"]) - 1
-                           + len(grid["clips"][1:]) * len(grid["clip_seeds"]))
-    records, best_lr = [], {}
-    with tqdm(total=passes, unit="run", desc="sweep") as progress:
-        def run(cell, lr, clip, seed):
-            progress.set_postfix_str(run_name(*cell, lr, clip, seed))
-            record = train_one(grid, out, *cell, lr, clip, seed, extra)
-            records.append(record)
-            progress.update()
-            return record
-
-        for cell in cells:
-            tried = [run(cell, lr, main_clip, first_seed) for lr in grid["learning_rates"]]
-            best_lr[cell] = max(tried, key=lambda r: r["val_acc"])["lr"]  # first of ties
-        for cell, seed in itertools.product(cells, grid["seeds"][1:]):
-            run(cell, best_lr[cell], main_clip, seed)
-        for cell, clip, seed in itertools.product(cells, grid["clips"][1:], grid["clip_seeds"]):
-            run(cell, best_lr[cell], clip, seed)
-    for record in records:
-        cell = (record["encoder"], record["hidden_size"], record["delay_s"])
-        record["selected"] = record["lr"] == best_lr[cell]
-    return records
+def execute(grid: dict, out: Path, runs: list[Run], frames: dict[float, int], extra: list[str],
+            jobs: int, desc: str) -> list[dict]:
+    """Fit ``runs`` ``jobs`` at a time, reading back finished ones; records in the order of ``runs``."""
+    runs = list(dict.fromkeys(runs))  # the same run asked for twice is fitted once
+    records = {run: json.loads(record_path(out, run).read_text()) for run in runs if record_path(out, run).is_file()}
+    todo = [run for run in runs if run not in records]
+    with tqdm(total=len(todo), unit="run", desc=desc) as progress:
+        if jobs == 1:
+            for run in todo:
+                records[run] = train_one(grid, out, run, frames[run.delay_s], extra)
+                progress.update()
+        else:
+            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=one_thread) as pool:
+                pending = {pool.submit(train_one, grid, out, run, frames[run.delay_s], extra): run for run in todo}
+                for done in as_completed(pending):
+                    records[pending[done]] = done.result()
+                    progress.update()
+    return [records[run] for run in runs]
 
 
-def series_name(record: dict, grid: dict) -> str:
-    many = len(grid["hidden_sizes"]) > 1
-    return f"{record['encoder']} h{record['hidden_size']}" if many else record["encoder"]
+def main_runs(grid: dict, lrs: dict[str, float]) -> list[Run]:
+    """Every variant at the main hidden size, every delay and seed; then the capacity runs."""
+    runs = [Run(v, grid["hidden_size"], d, lrs[v], s)
+            for v in grid["variants"] for d in grid["delays_s"] for s in grid["seeds"]]
+    capacity = grid.get("capacity")
+    if capacity:
+        runs += [Run(v, h, d, lrs[v], s) for v in capacity["variants"] for h in capacity["hidden_sizes"]
+                 for d in capacity["delays_s"] for s in capacity["seeds"]]
+    return runs
 
 
-def summarise(records: list[dict], grid: dict) -> dict:
-    """Per encoder (and hidden size): test accuracy mean and spread over seeds at each length."""
-    main = [r for r in records if r["selected"] and r["clip"] == grid["clips"][0]]
-    summary = {}
-    for r in main:
-        line = summary.setdefault(series_name(r, grid), {})
-        line.setdefault(r["total_frames"], {"delay_s": r["delay_s"], "lr": r["lr"], "accs": [],
-                                            "decay_trained": []})
-        line[r["total_frames"]]["accs"].append(r["test_acc"])
-        line[r["total_frames"]]["decay_trained"].append(r["decay_trained"])
-    for line in summary.values():
-        for point in line.values():
-            accs = point["accs"]
-            point["mean"] = statistics.fmean(accs)
-            point["std"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
-    return summary
-
-
-def below_chance_line(line: dict) -> int | None:
-    """The shortest total length (frames) whose mean accuracy is under CHANCE_LINE."""
-    return next((frames for frames in sorted(line) if line[frames]["mean"] < CHANCE_LINE), None)
-
-
-def write_table(records: list[dict], summary: dict, grid: dict, path: Path) -> None:
-    lengths = sorted({frames for line in summary.values() for frames in line})
-    hop_ms = records[0]["hop_ms"]
-    delays = {frames: point["delay_s"] for line in summary.values() for frames, point in line.items()}
-    lines = ["## Test accuracy (%) against total length, mean ± std over seeds", "",
-             "| encoder | " + " | ".join(f"{f} fr ({delays[f]:g} s delay)" for f in lengths)
-             + " | first length < 50% |",
-             "|---" * (len(lengths) + 2) + "|"]
-    for name, line in summary.items():
-        cells = [f"{100 * line[f]['mean']:.1f} ± {100 * line[f]['std']:.1f} (n={len(line[f]['accs'])})"
-                 if f in line else "-" for f in lengths]
-        crossing = below_chance_line(line)
-        lines.append(f"| {name} | " + " | ".join(cells) + " | "
-                     + (f"{crossing} fr ({crossing * hop_ms / 1000:g} s)" if crossing else
-                        f"none up to {max(line)} fr") + " |")
-    lines += ["", f"Frames are {hop_ms:g} ms. Chance is 10%. Learning rate per cell: "
-              + ", ".join(f"{n} {f} fr {line[f]['lr']:g}" for n, line in summary.items() for f in sorted(line)), "",
-              "## Gradient through time: fitted decay per step (trained, first seed; init in brackets)", "",
-              "| encoder | " + " | ".join(f"{f} fr" for f in lengths) + " |", "|---" * (len(lengths) + 1) + "|"]
-    main = [r for r in records if r["selected"] and r["clip"] == grid["clips"][0]
-            and r["seed"] == grid["seeds"][0]]
-    for name in summary:
-        row = {r["total_frames"]: r for r in main if series_name(r, grid) == name}
-        lines.append(f"| {name} | " + " | ".join(
-            f"{row[f]['decay_trained']:.3f} ({row[f]['decay_init']:.3f})" if f in row else "-" for f in lengths) + " |")
-    lines += ["", "## Clipping: test accuracy (%), gradient-norm spikes / non-finite losses, max grad norm",
-              "", "| run | " + " | ".join(f"clip {c:g}" for c in grid["clips"]) + " |",
-              "|---" * (len(grid["clips"]) + 1) + "|"]
-    by_key = {(r["encoder"], r["hidden_size"], r["delay_s"], r["lr"], r["seed"], r["clip"]): r for r in records}
-    for r in records:
-        if r["clip"] != grid["clips"][0] or not r["selected"] or r["seed"] not in grid["clip_seeds"]:
-            continue
-        off = [by_key.get((r["encoder"], r["hidden_size"], r["delay_s"], r["lr"], r["seed"], c))
-               for c in grid["clips"][1:]]
-        lines.append(f"| {r['encoder']} h{r['hidden_size']} {r['total_frames']} fr s{r['seed']} | "
-                     + " | ".join(stability_cell(x) for x in [r, *off]) + " |")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def stability_cell(record: dict | None) -> str:
-    if record is None:
-        return "not run"
-    s = record["stability"]
-    return (f"{100 * record['test_acc']:.1f}; {s['grad_spikes']} spikes / {s['nonfinite_losses']} non-finite; "
-            f"max {s['max_grad_norm']:.3g}")
-
-
-def plot_summary(summary: dict, hop_ms: float, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, line in summary.items():
-        lengths = sorted(line)
-        ax.errorbar(lengths, [100 * line[f]["mean"] for f in lengths], yerr=[100 * line[f]["std"] for f in lengths],
-                    marker="o", capsize=3, label=name)
-    ax.axhline(10, color="grey", ls=":", lw=1, label="chance")
-    ax.axhline(100 * CHANCE_LINE, color="grey", ls="--", lw=0.8)
-    ax.set(xlabel=f"total sequence length (frames of {hop_ms:g} ms)", ylabel="test accuracy (%)",
-           title="Delayed FSDD digits: accuracy against length", ylim=(0, 102))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    save_figure(fig, path, dpi=110)
+def sweep(grid: dict, out: Path, extra: list[str], jobs: int) -> tuple[list[dict], dict[str, float]]:
+    """Pick each variant's learning rate, then run the grid with it."""
+    selection = grid["lr_selection"]
+    delays = sorted({*grid["delays_s"], selection["delay_s"], *grid.get("capacity", {}).get("delays_s", [])})
+    frames = total_frames(grid["data_config"], delays)
+    trials = [Run(v, grid["hidden_size"], selection["delay_s"], lr, selection["seed"])
+              for v in grid["variants"] for lr in selection["learning_rates"]]
+    tried = execute(grid, out, trials, frames, extra, jobs, "learning rates")
+    lrs = {v: max((r for r in tried if r["variant"] == v), key=lambda r: r["val_acc"])["lr"]  # first of ties
+           for v in grid["variants"]}
+    records = execute(grid, out, main_runs(grid, lrs), frames, extra, jobs, "sweep")
+    unique = {r["name"]: r for r in tried + records}  # the chosen trial is also a main run
+    return list(unique.values()), lrs
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=Path, default=Path("configs/sweep/default.yaml"))
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
+    parser.add_argument("--jobs", type=int, default=1, help="fits at once, each in its own process")
     parser.add_argument("extra", nargs="*", help="arguments passed to every `speechrnn fit` (after --)")
     args = parser.parse_args(argv)
     if not args.grid.is_file():
         raise SpeechRNNError(f"sweep grid {args.grid} not found; see configs/sweep/default.yaml")
+    if args.jobs < 1:
+        raise SpeechRNNError(f"--jobs must be at least 1, got {args.jobs}")
     grid = yaml.safe_load(args.grid.read_text())
     tracking.default_wandb_mode()
     os.environ.setdefault("WANDB_RUN_GROUP", f"sweep-{args.out.name}")  # one W&B group for all runs
     args.out.mkdir(parents=True, exist_ok=True)
-    records = sweep(grid, args.out, args.extra)
-    summary = summarise(records, grid)
-    write_json(args.out / "results.json",
-               {"grid": grid, "summary": {n: {str(f): p for f, p in line.items()} for n, line in summary.items()},
-                "first_length_below_50": {n: below_chance_line(line) for n, line in summary.items()},
-                "runs": records})
-    write_table(records, summary, grid, args.out / "table.md")
-    plot_summary(summary, records[0]["hop_ms"], args.out / "accuracy_vs_length.png")
-    longest = max(grid["delays_s"])
-    curves = {f"{series_name(r, grid)} {tag}": torch.tensor(r[f"grad_{tag}"])
-              for r in records if r["selected"] and r["delay_s"] == longest and r["seed"] == grid["seeds"][0]
-              and r["clip"] == grid["clips"][0] for tag in ("init", "trained")}
-    plot_gradient_norms(curves, args.out / "gradients.png",
-                        title=f"Gradient through time at {longest:g} s delay")
+    records, lrs = sweep(grid, args.out, args.extra, args.jobs)
+    write_report(records, lrs, grid, args.out)
     print((args.out / "table.md").read_text())
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SpeechRNNError as err:
-        raise SystemExit(f"sweep: error: {err}") from None
+    exit_on_user_error(main)

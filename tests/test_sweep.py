@@ -1,8 +1,11 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
 import yaml
+
+from speechrnn.learning_curve import LearningCurve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,34 +18,97 @@ def sweep_module(monkeypatch):
     return pipelines.sweep
 
 
+@pytest.fixture
+def report_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    import pipelines.sweep_report
+
+    return pipelines.sweep_report
+
+
 def tiny_grid(tmp_path) -> Path:
     data = {"data": {"class_path": "speechrnn.data.delayed.DelayedDataModule", "init_args": {
         "inner": {"class_path": "tones.ToneDataModule",
                   "init_args": {"data_root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache")}},
         "window_s": 0.3}}}
     (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
+    gru = str(ROOT / "configs/model/gru.yaml")
     grid = {"data_config": str(tmp_path / "data.yaml"), "trainer_config": str(ROOT / "configs/trainer/cpu.yaml"),
-            "encoders": {"gru": str(ROOT / "configs/model/gru.yaml")}, "hidden_sizes": [8], "num_layers": 1,
-            "delays_s": [0.0, 0.2], "seeds": [0, 1], "learning_rates": [0.01], "clips": [1.0, 0.0],
-            "clip_seeds": [0], "max_epochs": 1, "batch_size": 8}
+            "variants": {"gru": {"config": gru, "model": {"gate_init": "default"}},
+                         "gru-chrono": {"config": gru, "model": {"gate_init": "chrono"}}},
+            "hidden_size": 8, "num_layers": 1, "delays_s": [0.0, 0.2], "seeds": [0],
+            # a rate too small to change a prediction: val/acc stays flat, so patience 1 stops at epoch 2
+            "lr_selection": {"delay_s": 0.2, "seed": 0, "learning_rates": [1e-9]},
+            "capacity": {"variants": ["gru-chrono"], "hidden_sizes": [4], "delays_s": [0.2], "seeds": [0]},
+            "max_epochs": 3, "patience": 1, "batch_size": 8}
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     return tmp_path / "grid.yaml"
 
 
-def test_sweep_writes_table_plot_and_results_and_resumes(sweep_module, tmp_path, monkeypatch):
+def test_sweep_stops_early_records_the_budget_and_resumes(sweep_module, tmp_path, monkeypatch):
     grid, out = tiny_grid(tmp_path), tmp_path / "sweep"
-    sweep_module.main(["--grid", str(grid), "--out", str(out)])
+    sweep_module.main(["--grid", str(grid), "--out", str(out), "--jobs", "2"])
     results = json.loads((out / "results.json").read_text())
-    assert len(results["runs"]) == 6  # 2 delays x (2 seeds + 1 run without clipping)
-    assert {run["total_frames"] for run in results["runs"]} == {30, 50}
-    assert [len(point["accs"]) for point in results["summary"]["gru"].values()] == [2, 2]
-    assert all("grad_spikes" in run["stability"] and run["decay_trained"] > 0 for run in results["runs"])
+    runs = results["runs"]
+    assert len(runs) == 2 * 2 + 1  # variants x delays, plus one capacity run
+    assert all(r["patience"] == 1 and r["epochs"] == 2 and not r["hit_cap"] and r["best_epoch"] == 1
+               for r in runs)
+    assert all(len(r["curve"]["val_acc"]) == len(r["curve"]["train_loss"]) == 2 for r in runs)
+    assert {r["total_frames"] for r in runs} == {30, 50}
+    assert all(r["chrono_frames"] == r["total_frames"] for r in runs if r["variant"] == "gru-chrono")
+    assert all(r["chrono_frames"] is None for r in runs if r["variant"] == "gru")
+    assert max(r["parameters"] for r in runs if r["hidden_size"] == 4) < min(
+        r["parameters"] for r in runs if r["hidden_size"] == 8)
     table = (out / "table.md").read_text()
-    assert "| gru |" in table and "| clip 1 | clip 0 |" in table
-    assert (out / "accuracy_vs_length.png").stat().st_size and (out / "gradients.png").stat().st_size
+    assert "| gru-chrono |" in table and "Memory capacity" in table and "T_max" in table
+    for figure in ("accuracy_vs_length.png", "capacity.png", "gradients.png"):
+        assert (out / figure).stat().st_size
+    assert not list(out.rglob("*.partial"))
 
     def no_training(args):
         raise AssertionError(f"run repeated: {args}")
 
     monkeypatch.setattr(sweep_module, "run_lightning", no_training)
     sweep_module.main(["--grid", str(grid), "--out", str(out)])  # every record exists: nothing reruns
+
+
+def test_interval_is_the_t_interval_over_seeds(report_module):
+    mean, half = report_module.interval95([0.8, 0.9, 1.0])
+    # sd 0.1, t(0.975, 2) = 4.303: 4.303 * 0.1 / sqrt(3)
+    assert mean == pytest.approx(0.9) and half == pytest.approx(0.2484, abs=1e-4)
+    assert math.isnan(report_module.interval95([0.7])[1])
+
+
+def record(seed: int, acc: float, hit_cap: bool, variant: str = "lstm", delay_s: float = 1.0) -> dict:
+    return {"variant": variant, "hidden_size": 64, "delay_s": delay_s, "lr": 0.003, "seed": seed,
+            "test_acc": acc, "hit_cap": hit_cap, "epochs": 30 if hit_cap else 12, "best_epoch": 5,
+            "total_frames": 90, "parameters": 1000, "chrono_frames": None}
+
+
+def test_a_cell_is_marked_when_any_seed_hit_the_cap(report_module):
+    records = [record(0, 0.9, False), record(1, 0.8, True), record(0, 0.2, False, delay_s=2.0)]
+    summary = report_module.summarise(records, {"lstm": 0.003})
+    assert report_module.accuracy_cell(summary[("lstm", 64, 1.0)]).endswith(report_module.CAP_MARK)
+    assert not report_module.accuracy_cell(summary[("lstm", 64, 2.0)]).endswith(report_module.CAP_MARK)
+    assert report_module.first_delay_below(summary, "lstm", 64, [1.0, 2.0]) == 2.0
+
+
+def test_runs_at_a_rate_not_selected_stay_out_of_the_summary(report_module):
+    records = [record(0, 0.9, False), {**record(0, 0.1, False), "lr": 0.01}]
+    assert report_module.summarise(records, {"lstm": 0.003})[("lstm", 64, 1.0)]["accs"] == [0.9]
+
+
+class FakeTrainer:
+    def __init__(self, val_acc: float, train_loss: float):
+        import torch
+
+        self.callback_metrics = {"val/acc": torch.tensor(val_acc), "train/loss_epoch": torch.tensor(train_loss)}
+
+
+def test_learning_curve_finds_the_first_best_epoch_and_the_cap():
+    curve = LearningCurve()
+    for acc, loss in [(0.2, 2.0), (0.6, 1.0), (0.6, 0.9), (0.5, 0.8)]:
+        curve.on_train_epoch_end(FakeTrainer(acc, loss), None)
+    assert curve.summary(max_epochs=4) == {"epochs": 4, "hit_cap": True, "best_epoch": 2, "curve": {
+        "val_acc": pytest.approx([0.2, 0.6, 0.6, 0.5]), "train_loss": pytest.approx([2.0, 1.0, 0.9, 0.8])}}
+    assert curve.summary(max_epochs=10)["hit_cap"] is False

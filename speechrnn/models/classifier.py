@@ -15,18 +15,20 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS, LengthBucketAccuracy, bucket_names
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import FrameHead, UtteranceHead
+from speechrnn.models.memory_gates import GateInit
 from speechrnn.models.transformer import TransformerEncoder
 
 PIPELINE_KEY = "speechrnn_pipeline"  # the checkpoint entry for the data module's ``pipeline``
 
 
 def build_encoder(input_size: int, cell: str, hidden_size: int, num_layers: int, bidirectional: bool,
-                  dropout: float, nonlinearity: str, init: str, forget_bias: float):
+                  dropout: float, nonlinearity: str, init: str, gate_init: GateInit,
+                  gate_bias: float, chrono_frames: int | None):
     """The encoder behind the ``cell`` key: a recurrent cell, or the Transformer reference."""
     if cell == "transformer":
         return TransformerEncoder(input_size, hidden_size, num_layers, dropout)
     return RecurrentEncoder(input_size, cell, hidden_size, num_layers, bidirectional, dropout,
-                            nonlinearity, init, forget_bias)
+                            nonlinearity, init, gate_init, gate_bias, chrono_frames)
 
 
 class SpeechClassifier(L.LightningModule):
@@ -41,7 +43,8 @@ class SpeechClassifier(L.LightningModule):
         task: ``keyword`` (utterance head) or ``phones`` (frame head).
         length_buckets: bucket edges in frames for accuracy against sequence length.
         label_folding: labels merged for scoring (TIMIT 61 -> 39), or None.
-        cell, hidden_size, num_layers, bidirectional, dropout, nonlinearity, init, forget_bias:
+        cell, hidden_size, num_layers, bidirectional, dropout, nonlinearity, init, gate_init,
+        gate_bias, chrono_frames:
             see :class:`~speechrnn.models.encoder.RecurrentEncoder`; ``cell: transformer`` builds
             :class:`~speechrnn.models.transformer.TransformerEncoder` from ``hidden_size``,
             ``num_layers`` and ``dropout`` (it reads both directions by design).
@@ -63,7 +66,9 @@ class SpeechClassifier(L.LightningModule):
         dropout: float = 0.0,
         nonlinearity: Literal["tanh", "relu"] = "tanh",
         init: Literal["default", "orthogonal", "identity"] = "default",
-        forget_bias: float = 1.0,
+        gate_init: GateInit = "constant",
+        gate_bias: float = 1.0,
+        chrono_frames: int | None = None,
         pooling: Literal["last", "mean", "attention"] = "mean",
         lr: float = 3e-3,
         weight_decay: float = 0.0,
@@ -78,7 +83,7 @@ class SpeechClassifier(L.LightningModule):
         self.register_buffer("feat_mean", torch.zeros(input_size))
         self.register_buffer("feat_std", torch.ones(input_size))
         self.encoder = build_encoder(input_size, cell, hidden_size, num_layers, bidirectional,
-                                     dropout, nonlinearity, init, forget_bias)
+                                     dropout, nonlinearity, init, gate_init, gate_bias, chrono_frames)
         if task == "phones":
             self.head = FrameHead(self.encoder.output_size, num_classes)
         else:

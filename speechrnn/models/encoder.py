@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from speechrnn.models.memory_gates import GateInit, keep_gate_bias
+
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 INITS = ("default", "orthogonal", "identity")
 
@@ -28,12 +30,16 @@ class RecurrentEncoder(nn.Module):
         nonlinearity: ``tanh`` | ``relu``, for ``rnn`` only.
         init: ``default`` (PyTorch's uniform), ``orthogonal`` recurrent weights, or ``identity``
             recurrent weights with zero biases (IRNN, Le et al. 2015; use with relu).
-        forget_bias: initial LSTM forget-gate bias (1.0 is Jozefowicz et al. 2015's advice).
+        gate_init, gate_bias, chrono_frames: how the memory gate starts (GRU update gate, LSTM
+            forget gate): ``default`` (PyTorch's), ``constant`` (bias ``gate_bias``) or ``chrono``
+            (time constants up to ``chrono_frames``); see :mod:`speechrnn.models.memory_gates`.
+            The vanilla RNN has no gate and ignores them.
     """
 
     def __init__(self, input_size: int, cell: str = "gru", hidden_size: int = 128, num_layers: int = 2,
                  bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
-                 init: str = "default", forget_bias: float = 1.0) -> None:
+                 init: str = "default", gate_init: GateInit = "constant", gate_bias: float = 1.0,
+                 chrono_frames: int | None = None) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}")
@@ -52,9 +58,11 @@ class RecurrentEncoder(nn.Module):
             for layer in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)
-        self._initialise(init, forget_bias)
+        self._initialise(init)
+        if cell != "rnn":
+            self._initialise_memory_gates(gate_init, gate_bias, chrono_frames)
 
-    def _initialise(self, init: str, forget_bias: float) -> None:
+    def _initialise(self, init: str) -> None:
         for name, param in self.layers.named_parameters():
             gates = param.data.chunk(param.shape[0] // (self.output_size // self.directions))
             if "weight_hh" in name and init == "orthogonal":
@@ -63,11 +71,28 @@ class RecurrentEncoder(nn.Module):
             elif "weight_hh" in name and init == "identity":
                 for gate in gates:
                     nn.init.eye_(gate)
-            elif "bias" in name:
-                if init == "identity":
-                    nn.init.zeros_(param.data)
-                if self.cell == "lstm":  # gate order: input, forget, cell, output
-                    gates[1].fill_(forget_bias if "bias_ih" in name else 0.0)
+            elif "bias" in name and init == "identity":
+                nn.init.zeros_(param.data)
+
+    @torch.no_grad()
+    def _initialise_memory_gates(self, gate_init: GateInit, gate_bias: float, chrono_frames: int | None) -> None:
+        """Write the keep-gate bias into ``bias_ih`` and zero the same slice of ``bias_hh``.
+
+        Both biases add into one pre-activation, so the zeroed ``bias_hh`` slice makes ``bias_ih``
+        the whole bias. Slice [H:2H] is the GRU's update gate (order r, z, n) and the LSTM's
+        forget gate (order i, f, g, o); chrono also sets the LSTM's input gate to minus the
+        forget gate (Tallec & Ollivier 2018), so a unit that keeps long also writes little.
+        """
+        hidden = self.output_size // self.directions
+        for rnn in (rnn for directions in self.layers for rnn in directions):
+            keep = keep_gate_bias(gate_init, hidden, gate_bias, chrono_frames)  # (H,), a fresh draw per layer
+            if keep is None:  # default: PyTorch's init stays
+                return
+            rnn.bias_ih_l0[hidden:2 * hidden] = keep
+            rnn.bias_hh_l0[hidden:2 * hidden] = 0.0
+            if self.cell == "lstm" and gate_init == "chrono":
+                rnn.bias_ih_l0[:hidden] = -keep
+                rnn.bias_hh_l0[:hidden] = 0.0
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         x = feats  # (B, T, F)
