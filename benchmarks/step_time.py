@@ -1,11 +1,13 @@
 """Training-step cost against sequence length: forward+backward time and peak memory per batch.
 
-    python -m benchmarks.step_time                       # CPU, every encoder, 50-2000 frames
+    python -m benchmarks.step_time                       # CPU, every encoder, 50-4000 frames
     python -m benchmarks.step_time --device cuda --out runs/bench
 
 Writes ``step_time.md`` and ``step_time.png`` to ``--out``. Memory is the peak the CUDA allocator
 saw on a GPU; on the CPU, where no allocator keeps a peak, it is the bytes autograd saved for the
-backward pass (the activations, which is what grows with length).
+backward pass (the activations, which is what grows with length). Time on the CPU is the
+process's CPU time, not wall time: on a shared machine a descheduled process would otherwise
+count its wait (run with ``OMP_NUM_THREADS=1``, where the two agree on an idle machine).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import torch.nn.functional as F
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.plots import plt, save_figure
 
-ENCODERS = ("rnn", "gru", "lstm", "transformer")
-LENGTHS = (50, 100, 200, 500, 1000, 2000)  # frames
+ENCODERS = ("rnn", "gru", "lstm", "mingru", "minlstm", "transformer")
+LENGTHS = (50, 100, 200, 500, 1000, 2000, 4000)  # frames
 
 
 def step_time(cell: str, frames: int, batch_size: int = 32, feature_dim: int = 20, hidden_size: int = 64,
@@ -43,19 +45,20 @@ def step_time(cell: str, frames: int, batch_size: int = 32, feature_dim: int = 2
         saved_bytes += tensor.numel() * tensor.element_size()
         return tensor
 
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     times = []
     for _ in range(repeats + 1):  # the first pass warms up kernels and allocators
         model.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        start = clock()
         saved_bytes = 0
         with torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
             loss = F.cross_entropy(model(feats, lengths), targets)
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     if device.type == "cuda":
         return sorted(times[1:])[repeats // 2], torch.cuda.max_memory_allocated(device) / 2**20
     return sorted(times[1:])[repeats // 2], saved_bytes / 2**20

@@ -4,7 +4,7 @@ import torch
 
 from speechrnn.models.classifier import SpeechClassifier
 
-CELLS = ["rnn", "gru", "lstm"]
+CELLS = ["rnn", "gru", "lstm", "mingru", "minlstm"]
 
 
 def classifier(task="keyword", **kwargs):

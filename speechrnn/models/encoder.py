@@ -1,11 +1,13 @@
-"""One recurrent encoder for all three cells: vanilla RNN, GRU and LSTM, stacked, optionally both ways."""
+"""One recurrent encoder for every cell (vanilla RNN, GRU, LSTM, minGRU, minLSTM), stacked, optionally both ways."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+from speechrnn.models.mingru import MinGRU, MinLSTM
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM, "mingru": MinGRU, "minlstm": MinLSTM}
 INITS = ("default", "orthogonal", "identity")
 
 
@@ -19,12 +21,13 @@ def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
 class RecurrentEncoder(nn.Module):
     """Frames ``(B, T, F)`` and lengths ``(B,)`` -> hidden states ``(B, T, H * directions)``.
 
-    Each layer runs as its own ``torch.nn.RNN/GRU/LSTM`` (cuDNN on a GPU). The backward direction
+    Each layer runs as its own ``torch.nn.RNN/GRU/LSTM`` (cuDNN on a GPU), or as a
+    :mod:`~speechrnn.models.mingru` layer with the same call (a parallel scan over frames). The backward direction
     reads each sequence reversed within its length, so padding never reaches a real frame in
     either direction: no packing needed, and results do not depend on batch neighbours.
 
     Args:
-        cell: ``rnn`` | ``gru`` | ``lstm``.
+        cell: ``rnn`` | ``gru`` | ``lstm`` | ``mingru`` | ``minlstm``.
         nonlinearity: ``tanh`` | ``relu``, for ``rnn`` only.
         init: ``default`` (PyTorch's uniform), ``orthogonal`` recurrent weights, or ``identity``
             recurrent weights with zero biases (IRNN, Le et al. 2015; use with relu).
