@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from speechrnn.models.mingru import MinGRU, MinLSTM, _scan, g, linear_scan
 
 LAYERS = [MinGRU, MinLSTM]
