@@ -101,9 +101,9 @@ class _PositiveCandidate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        s = torch.sigmoid(x.clamp(max=0))
-        # slope: s (1 - s) below 0; 1 at and above 0, where s = 1/2 and s (1 - s) = 1/4
-        ctx.save_for_backward(torch.addcmul(s - s * s, (x >= 0).to(x.dtype), torch.tensor(0.75, dtype=x.dtype)))
+        s = torch.sigmoid(x.clamp(max=0))  # sigmoid(x) below 0, 1/2 above
+        # slope: s (1 - s) below 0; 1 at and above 0, where s (1 - s) = 1/4 and 3/4 is added
+        ctx.save_for_backward(s * (1 - s) + 0.75 * (x >= 0).to(x.dtype))
         return torch.relu(x) + s
 
     @staticmethod
@@ -115,9 +115,9 @@ class _PositiveCandidate(torch.autograd.Function):
 def g(x: Tensor) -> Tensor:
     """The paper's positive candidate activation: ``x + 0.5`` for ``x >= 0``, ``sigmoid(x)`` below.
 
-    Continuous with slope 1 at 0 and unbounded above like a linear unit, but always > 0, so
-    the state stays a positive mix of positive candidates (the paper's log-space requirement;
-    kept here so trained weights behave the same under either scan).
+    Continuous, slope 1 above 0 like a linear unit, and always > 0. The paper needs the
+    positivity for its log-space scan; :func:`linear_scan` does not, but keeping the paper's
+    activation keeps the model the paper's (and its trained weights valid for either scan).
     """
     return _PositiveCandidate.apply(x)
 
@@ -189,7 +189,6 @@ class MinGRU(_MinimalRecurrence):
 class MinLSTM(_MinimalRecurrence):
     """``h_t = f'_t * h_{t-1} + i'_t * g(W_h x_t)`` with ``f', i'`` = ``f, i`` normalised to sum 1,
     ``f = sigmoid(W_f x_t)``, ``i = sigmoid(W_i x_t)`` (the paper's length-independent scaling).
-
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = True) -> None:
