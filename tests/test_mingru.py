@@ -7,7 +7,7 @@ LAYERS = [MinGRU, MinLSTM]
 
 
 @pytest.mark.parametrize("layer_class", LAYERS)
-@pytest.mark.parametrize("frames", [1, 7, 16, 50, 2000])
+@pytest.mark.parametrize("frames", [1, 7, 16, 53, 2000])  # 53: prime, so padded
 @pytest.mark.parametrize("with_h0", [False, True])
 def test_parallel_scan_matches_the_step_mode(layer_class, frames, with_h0):
     torch.manual_seed(0)

@@ -23,8 +23,12 @@ from torch import Tensor, nn
 
 
 def _chunk_size(frames: int) -> int:
-    """Frames per chunk: ``ceil(sqrt(T))`` minimises the sequential steps, C inside + T/C across."""
-    return math.isqrt(max(frames, 1) - 1) + 1
+    """Frames per chunk. Near ``sqrt(T)``, which minimises the sequential steps (C inside a chunk
+    plus T / C across chunks); a divisor of T down to ``sqrt(T) / 2`` if there is one, since
+    padding T to a multiple of C costs two copies of the inputs each way; else ``ceil(sqrt(T))``."""
+    root = math.isqrt(frames)
+    divisor = next((c for c in range(root, root // 2, -1) if frames % c == 0), None)
+    return divisor or root + (root * root < frames)
 
 
 def _scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None,
@@ -90,7 +94,7 @@ class _LinearScan(torch.autograd.Function):
 def linear_scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None) -> Tensor:
     """All states of ``h_t = decay_t * h_{t-1} + drive_t``: ``(B, T, H)`` each, ``h0`` ``(B, H)``.
 
-    ``chunk`` (frames) only changes the order of work, not the result; None picks ``ceil(sqrt(T))``.
+    ``chunk`` (frames) only changes the order of work, not the result; None picks about ``sqrt(T)``.
     """
     return _LinearScan.apply(decay, drive, h0, chunk)
 
