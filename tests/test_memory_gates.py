@@ -83,3 +83,19 @@ def test_vanilla_rnn_ignores_the_gate_option():
     torch.manual_seed(0)
     chrono = RecurrentEncoder(3, "rnn", 8, gate_init="chrono", chrono_frames=10).state_dict()
     assert all(torch.equal(plain[k], chrono[k]) for k in plain)
+
+
+@pytest.mark.parametrize("gate_options,expected", [({"gate_init": "constant", "gate_bias": 2.0}, 1 / (1 + math.exp(-2))),
+                                                   ({"gate_init": "constant"}, 1 / (1 + math.exp(-1)))])
+def test_mingru_takes_the_same_memory_option_and_keeps_as_much(gate_options, expected):
+    """minGRU's gate z is the fraction written: at zero input one step keeps 1 - z of h."""
+    torch.manual_seed(0)
+    layer = RecurrentEncoder(3, "mingru", HIDDEN, num_layers=1, **gate_options).layers[0][0]
+    with torch.no_grad():
+        for name, param in layer.named_parameters():
+            if "update" not in name or "bias" not in name:
+                param.zero_()
+        _, after = layer(torch.zeros(1, 1, 3), torch.ones(1, 1, HIDDEN))
+    # the candidate at zero input is g(0) = 0.5, so h' = keep * 1 + (1 - keep) * 0.5
+    keep = (after.flatten() - 0.5) / 0.5
+    assert torch.allclose(keep, torch.full_like(keep, expected), atol=1e-5)

@@ -6,7 +6,7 @@ from speechrnn.callbacks import TrainingStability
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
 
-CELLS = ["rnn", "gru", "lstm"]
+CELLS = ["rnn", "gru", "lstm", "mingru", "minlstm"]
 
 
 def classifier(task="keyword", **kwargs):

@@ -59,7 +59,7 @@ class SpeechClassifier(L.LightningModule):
         task: Literal["keyword", "phones"] = "keyword",
         length_buckets: list[int] = DEFAULT_LENGTH_BUCKETS,
         label_folding: dict[str, str] | None = None,
-        cell: Literal["rnn", "gru", "lstm", "transformer"] = "gru",
+        cell: Literal["rnn", "gru", "lstm", "mingru", "minlstm", "transformer"] = "gru",
         hidden_size: int = 128,
         num_layers: int = 2,
         bidirectional: bool = False,

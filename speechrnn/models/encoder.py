@@ -1,4 +1,4 @@
-"""One recurrent encoder for all three cells: vanilla RNN, GRU and LSTM, stacked, optionally both ways."""
+"""One recurrent encoder for every cell (vanilla RNN, GRU, LSTM, minGRU, minLSTM), stacked, optionally both ways."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from speechrnn.models.memory_gates import GateInit, keep_gate_bias
+from speechrnn.models.mingru import MinGRU, MinLSTM
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM, "mingru": MinGRU, "minlstm": MinLSTM}
 INITS = ("default", "orthogonal", "identity")
 
 
@@ -21,12 +22,13 @@ def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
 class RecurrentEncoder(nn.Module):
     """Frames ``(B, T, F)`` and lengths ``(B,)`` -> hidden states ``(B, T, H * directions)``.
 
-    Each layer runs as its own ``torch.nn.RNN/GRU/LSTM`` (cuDNN on a GPU). The backward direction
+    Each layer runs as its own ``torch.nn.RNN/GRU/LSTM`` (cuDNN on a GPU), or as a
+    :mod:`~speechrnn.models.mingru` layer with the same call (a parallel scan over frames). The backward direction
     reads each sequence reversed within its length, so padding never reaches a real frame in
     either direction: no packing needed, and results do not depend on batch neighbours.
 
     Args:
-        cell: ``rnn`` | ``gru`` | ``lstm``.
+        cell: ``rnn`` | ``gru`` | ``lstm`` | ``mingru`` | ``minlstm``.
         nonlinearity: ``tanh`` | ``relu``, for ``rnn`` only.
         init: ``default`` (PyTorch's uniform), ``orthogonal`` recurrent weights, or ``identity``
             recurrent weights with zero biases (IRNN, Le et al. 2015; use with relu).
@@ -88,6 +90,9 @@ class RecurrentEncoder(nn.Module):
             keep = keep_gate_bias(gate_init, hidden, gate_bias, chrono_frames)  # (H,), a fresh draw per layer
             if keep is None:  # default: PyTorch's init stays
                 return
+            if isinstance(rnn, (MinGRU, MinLSTM)):  # their gates read the input alone: one bias each
+                rnn.init_memory_gate(keep)
+                continue
             rnn.bias_ih_l0[hidden:2 * hidden] = keep
             rnn.bias_hh_l0[hidden:2 * hidden] = 0.0
             if self.cell == "lstm" and gate_init == "chrono":
