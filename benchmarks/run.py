@@ -43,7 +43,7 @@ CORPORA = ("fsdd", "synth")
 MODEL = {"cell": "gru", "hidden_size": 128, "num_layers": 2}
 BATCH_SIZE = 64
 STEP_TIME_LENGTHS = (50, 100, 200, 500, 1000)  # frames
-STEP_TIME_ENCODERS = ("rnn", "gru", "lstm")
+STEP_TIME_ENCODERS = ("rnn", "gru", "lstm", "mingru")
 
 
 def corpus(name: str, args: argparse.Namespace) -> SpeechDataModule:
