@@ -58,8 +58,12 @@ class Run:
         return f"{self.variant}-h{self.hidden_size}-d{self.delay_s:g}-lr{self.lr:g}-s{self.seed}"
 
 
-def total_frames(data_config: str, delays_s: list[float]) -> dict[float, int]:
-    """Each delay's example length in frames, from the data module the grid's data config builds."""
+def prepare_data(data_config: str, delays_s: list[float]) -> dict[float, int]:
+    """Build the feature cache once, before runs fan out, and return each delay's length in frames.
+
+    Parallel runs that all found the cache missing would each build it and race to rename it
+    into place.
+    """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     from speechrnn.data.datamodule import SpeechDataModule
@@ -70,6 +74,7 @@ def total_frames(data_config: str, delays_s: list[float]) -> dict[float, int]:
     parser.add_argument("--model", type=dict)  # the data config's model keys are not needed here
     config = parser.parse_args(["--config", data_config, "--data.init_args.delays_s", json.dumps(delays_s)])
     data = parser.instantiate_classes(config).data
+    data.prepare_data()
     return dict(zip(delays_s, data.total_frames))
 
 
@@ -177,7 +182,7 @@ def sweep(grid: dict, out: Path, extra: list[str], jobs: int) -> tuple[list[dict
     """Pick each variant's learning rate, then run the grid with it."""
     selection = grid["lr_selection"]
     delays = sorted({*grid["delays_s"], selection["delay_s"], *grid.get("capacity", {}).get("delays_s", [])})
-    frames = total_frames(grid["data_config"], delays)
+    frames = prepare_data(grid["data_config"], delays)
     trials = [Run(v, grid["hidden_size"], selection["delay_s"], lr, selection["seed"])
               for v in grid["variants"] for lr in selection["learning_rates"]]
     tried = execute(grid, out, trials, frames, extra, jobs, "learning rates")
