@@ -168,9 +168,13 @@ def execute(grid: dict, out: Path, runs: list[Run], frames: dict[float, int], ex
 
 
 def main_runs(grid: dict, lrs: dict[str, float]) -> list[Run]:
-    """Every variant at the main hidden size, every delay and seed; then the capacity runs."""
+    """Every variant at the main hidden size, every delay and seed; then the capacity runs.
+
+    Shortest delay first, every seed of every variant at each: a sweep stopped part-way still
+    holds whole columns of the table, and the longest (costliest) runs come last.
+    """
     runs = [Run(v, grid["hidden_size"], d, lrs[v], s)
-            for v in grid["variants"] for d in grid["delays_s"] for s in grid["seeds"]]
+            for d in sorted(grid["delays_s"]) for s in grid["seeds"] for v in grid["variants"]]
     capacity = grid.get("capacity")
     if capacity:
         runs += [Run(v, h, d, lrs[v], s) for v in capacity["variants"] for h in capacity["hidden_sizes"]
