@@ -153,6 +153,8 @@ TOOLS = {
     "predict": "speechrnn.predict",
     "compare": "speechrnn.compare",
     "gradients": "speechrnn.gradients",
+    "stream": "speechrnn.stream",
+    "export": "speechrnn.export",
 }
 
 
