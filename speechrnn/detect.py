@@ -3,7 +3,8 @@
 A detection is a run of frames where the best keyword's smoothed posterior stays at or above
 the threshold. Smoothing is a causal moving average (each frame averages itself and the frames
 before it), so a detection never waits for audio beyond what the model has read; after a
-detection ends, the detector ignores the stream for ``refractory_s``.
+detection ends, the detector ignores the stream for ``refractory_s``, and a new detection needs
+the score to rise across the threshold after that (a long bump does not fire twice).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Detector:
         self.frame = 0  # index of the next frame
         self.event: list | None = None  # [start, last, peak score, label id] of the open detection
         self.quiet_until = 0  # first frame a new detection may start at
+        self.was_below = True  # a detection starts where the score crosses the threshold upwards
 
     def push(self, posteriors: Tensor) -> list[Detection]:
         """Detections that ended within these frames."""
@@ -77,19 +79,32 @@ class Detector:
         highs = torch.arange(count) + len(scores) - count + 1
         smoothed = (sums[highs] - sums[lows]) / self.window  # (T, K): frames before the first count as 0
         self.history = scores[len(scores) - (self.window - 1):] if self.window > 1 else scores[:0]
-        best, best_id = smoothed.max(1)
+        best, best_id = smoothed.max(1)  # (T,) each: the leading keyword per frame
         done = []
-        for offset, (score, keyword) in enumerate(zip(best.tolist(), best_id.tolist())):
-            frame = self.frame + offset
-            if score >= self.threshold and (self.event is not None or frame >= self.quiet_until):
-                if self.event is None:
-                    self.event = [frame, frame, score, keyword]
-                elif score > self.event[2]:
-                    self.event[1:] = [frame, score, keyword]
-                else:
-                    self.event[1] = frame
-            elif self.event is not None:
+        if count == 0:
+            return done
+        above = best >= self.threshold
+        # runs of frames at or above the threshold: one Python step per run, not per frame
+        edges = torch.diff(above.int(), prepend=torch.zeros(1, dtype=torch.int), append=torch.zeros(1, dtype=torch.int))
+        runs = zip((edges == 1).nonzero()[:, 0].tolist(), ((edges == -1).nonzero()[:, 0] - 1).tolist())
+        if self.event is not None and not above[0]:
+            done.append(self._close())
+        for first, last in runs:
+            continuing = self.event is not None  # a run from the previous chunk, so first == 0
+            rising = (self.was_below or first > 0) and self.frame + first >= self.quiet_until
+            if not (continuing or rising):
+                continue  # it crossed the threshold during the refractory time
+            peak = first + int(best[first : last + 1].argmax())
+            score, keyword = float(best[peak]), int(best_id[peak])
+            if not continuing:
+                self.event = [self.frame + first, self.frame + last, score, keyword]
+            elif score > self.event[2]:
+                self.event[1:] = [self.frame + last, score, keyword]
+            else:
+                self.event[1] = self.frame + last
+            if last < count - 1:
                 done.append(self._close())
+        self.was_below = not bool(above[-1])
         self.frame += count
         return done
 

@@ -33,9 +33,8 @@ EXAMPLE_FRAMES = 5  # frames in the example chunk the graph is traced with; T st
 
 def describe(step: StreamStep, settings: FeatureSettings) -> dict:
     """What a runtime needs beside the graph: labels, feature settings, the state's layout."""
-    return {"labels": list(step.model.labels), "features": asdict(settings),
-            "state": {"tensors": len(step.initial_state()), "size": step.model.encoder.output_size,
-                      "cell": step.model.hparams.cell}}
+    return {"labels": step.labels, "features": asdict(settings),
+            "state": {"tensors": len(step.initial_state()), "size": step.encoder.output_size, "cell": step.cell}}
 
 
 def state_names(count: int) -> tuple[list[str], list[str]]:

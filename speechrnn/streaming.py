@@ -172,15 +172,21 @@ class StreamStep(nn.Module):
 
     def __init__(self, model: SpeechClassifier) -> None:
         super().__init__()
-        self.model = model
+        # the model's parts, not the LightningModule itself: tracing must not touch its Trainer hooks
+        self.labels = list(model.labels)
+        self.cell = model.hparams.cell
+        self.register_buffer("feat_mean", model.feat_mean.clone())
+        self.register_buffer("feat_std", model.feat_std.clone())
+        self.encoder = model.encoder
+        self.out = model.head.out  # the head's linear layer: its last pooling, read at every frame
 
     def initial_state(self, batch_size: int = 1) -> tuple[Tensor, ...]:
-        return self.model.encoder.initial_state(batch_size)
+        return self.encoder.initial_state(batch_size)
 
     def logits(self, feats: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        x = (feats - self.model.feat_mean) / self.model.feat_std
-        states, state = self.model.encoder.step(x, state)  # (B, T, H)
-        return self.model.head.out(states), state  # the head's last pooling, read at every frame
+        x = (feats - self.feat_mean) / self.feat_std
+        states, state = self.encoder.step(x, state)  # (B, T, H)
+        return self.out(states), state
 
     def forward(self, feats: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
         logits, state = self.logits(feats, state)

@@ -83,6 +83,10 @@ def read_chunks(path: str | Path, sample_rate: int, chunk_s: float = 0.1,
     path = Path(path)
     if not path.is_file():
         raise SpeechRNNError(f"audio file {path} not found; check the path")
+    missing = wav_missing_bytes(path)
+    if missing:
+        raise SpeechRNNError(f"{path} is truncated: its header promises {missing} more bytes of audio "
+                             "than the file holds; replace it or export it again")
     try:
         audio = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
@@ -94,10 +98,6 @@ def read_chunks(path: str | Path, sample_rate: int, chunk_s: float = 0.1,
         if audio.samplerate != sample_rate:
             notify(f"{path}: resampled from {audio.samplerate} Hz to the model's {sample_rate} Hz")
             resampler = StreamResampler(audio.samplerate, sample_rate)
-        missing = wav_missing_bytes(path)
-        if missing:
-            raise SpeechRNNError(f"{path} is truncated: its header promises {missing} more bytes of audio "
-                                 "than the file holds; replace it or export it again")
         block = max(1, round(chunk_s * audio.samplerate))
         while True:
             try:
