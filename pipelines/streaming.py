@@ -207,12 +207,13 @@ def main(argv: list[str] | None = None) -> Path:
     results = json.loads(summary.read_text())["cells"] if summary.is_file() else {}  # a rerun keeps them
     for cell in args.cells:
         checkpoint = load_checkpoint(train_one(cell, args.out / cell, data_args, overrides))
-        if results.get(cell, {}).get("checkpoint") != str(checkpoint.path):
-            streams = stream_files(args.out / cell)
+        streams = stream_files(args.out / cell)
+        if results.get(cell, {}).get("streams") != str(streams["test"]["keywords"].parent):
             tuned = tune(checkpoint, streams["validation"])
             window_accuracy = json.loads((args.out / cell / "results.json").read_text())["test"]["accuracy"]
             results[cell] = {**tuned, "test": evaluate(checkpoint, tuned["detector"], streams["test"])[0],
-                             "checkpoint": str(checkpoint.path), "window_accuracy": window_accuracy}
+                             "checkpoint": str(checkpoint.path), "streams": str(streams["test"]["keywords"].parent),
+                             "window_accuracy": window_accuracy}
             summary.write_text(json.dumps({"target": TARGET, "cells": results}, indent=1))
         print(f"{cell}: {json.dumps(results[cell]['test'])}", flush=True)
     text = table({cell: results[cell] for cell in args.cells})
@@ -239,6 +240,7 @@ def stream_files(run_dir: Path) -> dict[str, dict[str, Path]]:
     parser.add_subclass_arguments(SpeechDataModule, "data")
     data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
     datamodule = parser.instantiate_classes(parser.parse_object({"data": data})).data
+    datamodule.prepare_data()  # nothing to do unless the streams were deleted
     return {split: datamodule.stream_files(split) for split in SCORED_SPLITS}
 
 

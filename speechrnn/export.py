@@ -47,7 +47,11 @@ def example_inputs(step: StreamStep, feature_dim: int) -> tuple[torch.Tensor, ..
 
 def export_onnx(step: StreamStep, settings: FeatureSettings, path: Path) -> Path:
     """Write ``step`` as an ONNX graph with ``describe()`` in its metadata."""
-    import onnx
+    try:
+        import onnx
+    except ImportError as err:
+        raise SpeechRNNError("ONNX export needs the packages onnx and onnxruntime: pip install -e . "
+                             "(or export with --format torchscript)") from err
 
     inputs, outputs = state_names(len(step.initial_state()))
     dynamic = {"feats": {0: "batch", 1: "frames"}, "posteriors": {0: "batch", 1: "frames"}}

@@ -15,6 +15,11 @@ from tones import SAMPLE_RATE
 CONFIGS = "configs"
 
 
+def needs_onnx() -> None:
+    for package in ("onnx", "onnxruntime"):
+        pytest.importorskip(package, reason="onnx and onnxruntime are dependencies: pip install -e .")
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A one-layer GRU with pooling: last, fitted for a few epochs on the tone corpus."""
@@ -41,6 +46,7 @@ def onnx_posteriors(path, wave: torch.Tensor, chunk: int) -> np.ndarray:
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_onnx_step_matches_pytorch_over_a_long_stream_chunk_by_chunk(cell, tmp_path):
+    needs_onnx()
     classifier = model(cell)
     path = export_onnx(StreamStep(classifier).eval(), SETTINGS, tmp_path / "step.onnx")
     wave = speechlike(20.0, seed=2)
@@ -108,6 +114,7 @@ def test_stream_command_refuses_a_truncated_file_in_one_line(checkpoint, tmp_pat
 
 
 def test_export_command_writes_a_graph_that_onnxruntime_runs(checkpoint, tmp_path, capsys):
+    needs_onnx()
     main(["export", str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "kws.onnx"), "--quantize"])
     assert "front end not included" in capsys.readouterr().out
     step = OnnxStep(tmp_path / "kws.onnx")

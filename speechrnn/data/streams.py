@@ -50,7 +50,7 @@ from speechrnn.detect import BACKGROUND
 from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming import FrameStream
 
-STREAM_FORMAT = 1
+STREAM_FORMAT = 2  # keyword-free streams cut to their exact length
 SCORED_SPLITS = ("validation", "test")  # the splits written as audio for scoring a spotter
 POSITIVE_S = (-0.05, 0.25)  # window ends, relative to a keyword's end, labelled with the keyword
 INSIDE_MARGIN_S = 0.25  # windows ending inside a keyword stop this long before its end
@@ -250,11 +250,14 @@ class Composer:
         return self._join(items)
 
     def keyword_free_tape(self, seconds: float) -> tuple[np.ndarray, list[dict]]:
+        """Fillers, noise and silence, cut to exactly ``seconds``."""
         items, total = [], 0.0
         while total < seconds:
             items.append(self._gap_item())
-            total += len(items[-1][3]) / self.sample_rate + SPACING_S[1]
-        return self._join(items)
+            total += len(items[-1][3]) / self.sample_rate + SPACING_S[0]
+        wave, events = self._join(items)
+        return wave[: round(seconds * self.sample_rate)], [
+            e | {"end_s": min(e["end_s"], seconds)} for e in events if e["start_s"] < seconds]
 
     def _gap_item(self) -> tuple:
         makers = (self._silence, self._noise, self._filler)
