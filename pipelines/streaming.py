@@ -239,7 +239,7 @@ def stream_files(run_dir: Path) -> dict[str, dict[str, Path]]:
     parser = ArgumentParser()
     parser.add_subclass_arguments(SpeechDataModule, "data")
     data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
-    datamodule = parser.instantiate_classes(parser.parse_object({"data": data})).data
+    datamodule = parser.instantiate(parser.parse_object({"data": data})).data
     datamodule.prepare_data()  # nothing to do unless the streams were deleted
     return {split: datamodule.stream_files(split) for split in SCORED_SPLITS}
 

@@ -11,8 +11,9 @@ Training and validation examples are windows cut from the tape's frames, labelle
 they end, so a model reads the state at every frame as it will in a stream:
 
 - a keyword's label when the window ends between 50 ms before and 250 ms after the keyword;
-- ``background`` when it ends inside a keyword (before its last 250 ms; the word is not over)
-  or away from every keyword (more than 600 ms after its end); other ends are not used.
+- ``background`` when it ends inside a keyword (before its last 250 ms; the word is not over),
+  away from every keyword (more than 600 ms after its end), or just after a filler word (as a
+  keyword's positives do: the hard negatives); other ends are not used.
 
 For scoring a spotter, the validation and test tapes are also written as WAV files beside a
 timeline JSON (``{"sample_rate", "duration_s", "events": [{"kind", "label", "start_s",
@@ -78,6 +79,8 @@ class StreamDataModule(SpeechDataModule):
         window_s: shortest and longest training window, seconds.
         positives: windows per keyword labelled with it.
         negatives: background windows per keyword (one of them inside the keyword when it is long).
+        filler_negatives: background windows per filler word, ending where a keyword's positive
+            windows would: just after the word, where a spotter is tempted to fire.
         keyword_free_s: length of the keyword-free test stream; validation gets a sixth of it.
         batch_size: windows per batch.
         seed: decides the composition of every tape and the windows.
@@ -93,6 +96,7 @@ class StreamDataModule(SpeechDataModule):
         window_s: tuple[float, float] = (0.8, 2.5),
         positives: int = 2,
         negatives: int = 4,
+        filler_negatives: int = 1,
         keyword_free_s: float = 3600.0,
         batch_size: int = 64,
         seed: int = 0,
@@ -112,7 +116,7 @@ class StreamDataModule(SpeechDataModule):
         self.labels = [*keywords.labels, BACKGROUND]
         self.filler_words = list(filler_words)
         self.window_s = tuple(window_s)
-        self.positives, self.negatives = positives, negatives
+        self.positives, self.negatives, self.filler_negatives = positives, negatives, filler_negatives
         self.keyword_free_s = keyword_free_s
         self.batch_size = batch_size
         self.seed = seed
@@ -217,6 +221,10 @@ class StreamDataModule(SpeechDataModule):
                 ends.append((last, last, background))
             picks = torch.randint(len(clear_frames), (self.negatives - (inside > 0.1),), generator=generator)
             ends += [(int(clear_frames[p]), int(clear_frames[p]), background) for p in picks]
+        for filler in (e for e in events if e["kind"] == "filler"):
+            for _ in range(self.filler_negatives):
+                ends.append((round((filler["end_s"] + uniform(*POSITIVE_S)) / hop), round(filler["start_s"] / hop),
+                             background))
         rows, targets = [], []
         for last, must_start, target in ends:
             last = min(last, count - 1)
