@@ -51,7 +51,7 @@ from speechrnn.detect import BACKGROUND
 from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming import FrameStream
 
-STREAM_FORMAT = 2  # keyword-free streams cut to their exact length
+STREAM_FORMAT = 3  # keyword-free validation stream as long as the test one
 SCORED_SPLITS = ("validation", "test")  # the splits written as audio for scoring a spotter
 POSITIVE_S = (-0.05, 0.25)  # window ends, relative to a keyword's end, labelled with the keyword
 INSIDE_MARGIN_S = 0.25  # windows ending inside a keyword stop this long before its end
@@ -81,7 +81,8 @@ class StreamDataModule(SpeechDataModule):
         negatives: background windows per keyword (one of them inside the keyword when it is long).
         filler_negatives: background windows per filler word, ending where a keyword's positive
             windows would: just after the word, where a spotter is tempted to fire.
-        keyword_free_s: length of the keyword-free test stream; validation gets a sixth of it.
+        keyword_free_s: length of the keyword-free validation and test streams: long enough to
+            tune and measure a rate of false alarms per hour.
         batch_size: windows per batch.
         seed: decides the composition of every tape and the windows.
     """
@@ -174,8 +175,7 @@ class StreamDataModule(SpeechDataModule):
             write_timeline(staging / f"{split}.json", events, len(wave), self.features.sample_rate)
             if split in SCORED_SPLITS:
                 sf.write(staging / f"{split}.wav", wave, self.features.sample_rate, subtype="PCM_16")
-                seconds = self.keyword_free_s / (1 if split == "test" else 6)
-                free, free_events = composer.keyword_free_tape(seconds)
+                free, free_events = composer.keyword_free_tape(self.keyword_free_s)
                 sf.write(staging / f"{split}-keyword-free.wav", free, self.features.sample_rate, subtype="PCM_16")
                 write_timeline(staging / f"{split}-keyword-free.json", free_events, len(free),
                                self.features.sample_rate)
