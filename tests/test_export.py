@@ -8,7 +8,9 @@ from test_streaming import SETTINGS, model, speechlike, streamed
 
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.cli import main
+from speechrnn.detect import Detector
 from speechrnn.export import OnnxStep, export_onnx, export_torchscript
+from speechrnn.stream import spot
 from speechrnn.streaming import FrameStream, Streamer, StreamStep
 from tones import SAMPLE_RATE
 
@@ -125,16 +127,13 @@ def test_export_command_writes_a_graph_that_onnxruntime_runs(checkpoint, tmp_pat
     assert exact.shape == int8.shape and np.abs(exact - int8).max() < 0.2  # int8 weights: close, not equal
 
 
-def test_an_hour_of_silence_streams_in_bounded_memory_without_detections():
+@pytest.mark.parametrize("seconds", [120, pytest.param(3600, marks=pytest.mark.slow)])
+def test_an_hour_of_silence_streams_in_bounded_memory_without_detections(seconds):
     classifier = model("gru")
     with torch.no_grad():
         classifier.head.out.bias[2] = 8.0  # a spotter that has learnt silence is background
     streamer = Streamer(classifier, SETTINGS)
-    from speechrnn.detect import Detector
-    from speechrnn.stream import spot
-
     detector = Detector(streamer.labels, streamer.hop_s, threshold=0.5)
-    seconds = 600  # ten minutes here; the pipeline streams a full keyword-free hour
     result = spot(streamer, detector, (torch.zeros(SAMPLE_RATE) for _ in range(seconds)), keep=False)
     assert result.detections == [] and result.duration_s == seconds
     assert len(streamer.frames.buffer) < SETTINGS.n_fft + SAMPLE_RATE and len(detector.history) < 10
