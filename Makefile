@@ -8,7 +8,7 @@ ARGS    ?=
 JOBS    ?= 2
 RUN_DIR ?= runs/$(DATA)-$(MODEL)
 
-.PHONY: help install demo train test test-slow lint bench sweep gpu-check
+.PHONY: help install demo train test test-slow lint bench sweep gpu-check streaming
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ BENCH_OUT ?= runs/bench
 
 bench: install  ## data-path throughput against a standard baseline, on CPU (FSDD_ROOT=<folder with fsdd/>)
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.run --fsdd_root $(FSDD_ROOT) --out $(BENCH_OUT) $(ARGS)
+
+streaming: install  ## streaming keyword spotting: RNN, GRU, LSTM trained on continuous audio, scored as spotters
+	OMP_NUM_THREADS=1 $(PY) -m pipelines.streaming --out runs/streaming --data-root $(FSDD_ROOT) $(ARGS)
 
 lint: install  ## ruff
 	$(VENV)/bin/ruff check speechrnn pipelines tests benchmarks

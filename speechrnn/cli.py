@@ -146,6 +146,8 @@ TOOLS = {
     "predict": "speechrnn.predict",
     "compare": "speechrnn.compare",
     "gradients": "speechrnn.gradients",
+    "stream": "speechrnn.stream",
+    "export": "speechrnn.export",
 }
 
 

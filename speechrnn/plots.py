@@ -80,3 +80,33 @@ def save_figure(fig, path: Path, dpi: int = 120) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def plot_stream(envelope, posteriors, labels: list[str], hop_s: float, detections: list, path: Path,
+                threshold: float | None = None, truth: list[dict] = (), background: str = "background",
+                title: str = "Keyword spotting in a stream") -> Path:
+    """Write a PNG: the waveform's envelope over the known keywords, the posteriors, the detections.
+
+    ``envelope`` is ``(T, 2)`` (min and max of the samples around each frame), ``posteriors``
+    ``(T, C)``; ``detections`` hold ``label``, ``start_s``, ``end_s``; ``truth`` the stream's
+    keywords as ``{"label", "start_s", "end_s"}``.
+    """
+    times = [t * hop_s for t in range(len(posteriors))]
+    fig, (wave_ax, post_ax) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True, height_ratios=[1, 2])
+    wave_ax.fill_between(times, envelope[:, 0], envelope[:, 1], color="0.35", linewidth=0)
+    for word in truth:
+        wave_ax.axvspan(word["start_s"], word["end_s"], color="tab:green", alpha=0.2)
+        wave_ax.text(word["start_s"], 0.9, word["label"], transform=wave_ax.get_xaxis_transform(), fontsize=8)
+    wave_ax.set(ylabel="waveform", title=title + " (green: spoken keywords)")
+    for i, label in enumerate(labels):
+        style = {"color": "0.6", "linestyle": "--"} if label == background else {}
+        post_ax.plot(times, posteriors[:, i], linewidth=1, label=label, **style)
+    if threshold is not None:
+        post_ax.axhline(threshold, color="black", linewidth=0.8, linestyle=":")
+    for det in detections:
+        post_ax.axvspan(det.start_s, det.end_s + hop_s, color="tab:red", alpha=0.25)
+        post_ax.text(det.start_s, 1.02, det.label, color="tab:red", fontsize=8,
+                     transform=post_ax.get_xaxis_transform())
+    post_ax.set(xlabel="time (s)", ylabel="posterior", ylim=(0, 1.08))
+    post_ax.legend(ncol=min(len(labels), 11), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    return save_figure(fig, path)

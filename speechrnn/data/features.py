@@ -95,18 +95,25 @@ class MFCC(nn.Module):
         self.compute_deltas = T.ComputeDeltas() if settings.deltas else None
 
     def forward(self, waves: Tensor, lengths: Tensor) -> list[Tensor]:
-        padded = reflect_pad(waves, lengths, self.settings.n_fft // 2)  # (B, S + n_fft)
+        ceps = self.cepstra(reflect_pad(waves, lengths, self.settings.n_fft // 2))  # (B, T, n_mfcc)
+        frames = [ceps[i, : self.settings.num_frames(n)] for i, n in enumerate(lengths.tolist())]
+        if self.compute_deltas is not None:
+            frames = [self._with_deltas(f) for f in frames]
+        return frames
+
+    def cepstra(self, padded: Tensor) -> Tensor:
+        """Already padded signals ``(B, S)`` -> cepstra ``(B, T, n_mfcc)`` of every whole window.
+
+        Frame t reads ``padded[:, t * hop : t * hop + n_fft]``; the streaming front end calls this
+        on the stretch it has, so both paths share one recipe.
+        """
         settings = self.settings
         stft = torch.stft(padded, settings.n_fft, settings.hop_length, settings.win_length,
                           self.window, center=False, return_complex=True)  # (B, n_freq, T)
         # |X|^2 as re^2 + im^2: three times faster on CPU than torchaudio's abs().pow(2)
         power = stft.real.square() + stft.imag.square()
         mel_db = self.to_db(self.mel_scale(power))  # (B, n_mels, T)
-        ceps = (mel_db.transpose(1, 2) @ self.dct).contiguous()  # (B, T, n_mfcc)
-        frames = [ceps[i, : self.settings.num_frames(n)] for i, n in enumerate(lengths.tolist())]
-        if self.compute_deltas is not None:
-            frames = [self._with_deltas(f) for f in frames]
-        return frames
+        return (mel_db.transpose(1, 2) @ self.dct).contiguous()  # (B, T, n_mfcc)
 
     def _with_deltas(self, ceps: Tensor) -> Tensor:  # (T, n_mfcc) -> (T, 3 * n_mfcc)
         d1 = self.compute_deltas(ceps.T)

@@ -111,6 +111,36 @@ class RecurrentEncoder(nn.Module):
             x = torch.cat(outputs, dim=-1)  # (B, T, H * directions)
         return x
 
+    # ----- streaming: the state carried from one chunk of frames to the next -------------------
+
+    @property
+    def state_size(self) -> int:
+        """Tensors in the state: per layer ``h``, or ``h`` and ``c`` for an LSTM."""
+        return len(self.layers) * (2 if self.cell == "lstm" else 1)
+
+    def initial_state(self, batch_size: int) -> tuple[Tensor, ...]:
+        """Zeros, ``(B, H)`` each: the state :meth:`forward` starts every sequence from."""
+        weight = next(self.parameters())
+        return tuple(weight.new_zeros(batch_size, self.output_size) for _ in range(self.state_size))
+
+    def step(self, feats: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Frames ``(B, T, F)`` that continue from ``state`` -> states ``(B, T, H)`` and the state after them.
+
+        Chunk after chunk, this computes what :meth:`forward` computes on the whole sequence.
+        Unidirectional encoders only: the backward direction would need the end of the stream.
+        """
+        if self.directions != 1:
+            raise ValueError("step() needs a unidirectional encoder; a bidirectional one reads the future")
+        per_layer = self.state_size // len(self.layers)
+        x, new_state = feats, []
+        for i, (layer,) in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            carried = tuple(s[None] for s in state[i * per_layer : (i + 1) * per_layer])  # (1, B, H) each
+            x, last = layer(x, carried if per_layer == 2 else carried[0])  # (B, T, H)
+            new_state.extend(s[0] for s in (last if per_layer == 2 else (last,)))
+        return x, tuple(new_state)
+
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

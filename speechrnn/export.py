@@ -1,0 +1,147 @@
+"""``speechrnn export CKPT --format onnx|torchscript --out F``: the per-chunk streaming step as a file.
+
+The exported graph is :class:`~speechrnn.streaming.StreamStep`: raw MFCC frames ``feats``
+``(B, T, F)`` and the encoder state ``state_0 .. state_{n-1}`` ``(B, H)`` each in; ``posteriors``
+``(B, T, C)`` and the next state ``next_state_0 ..`` out. ``T`` and ``B`` are free, so one chunk
+may hold any number of frames. Normalisation is inside; the MFCC front end is not: run
+:class:`~speechrnn.streaming.FrameStream` (Python) with the feature settings stored beside the
+graph (ONNX metadata ``speechrnn``; TorchScript extra file ``speechrnn.json``), or any front end
+that reproduces them. ``--quantize`` also writes an ONNX copy with int8 weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechrnn.checkpoint import load_checkpoint
+from speechrnn.data.features import FeatureSettings
+from speechrnn.errors import SpeechRNNError
+from speechrnn.streaming import StreamStep, check_streamable
+
+FORMATS = ("onnx", "torchscript")
+METADATA_KEY = "speechrnn"  # ONNX metadata key; the TorchScript extra file is METADATA_KEY + ".json"
+OPSET = 17
+EXAMPLE_FRAMES = 5  # frames in the example chunk the graph is traced with; T stays dynamic
+
+
+def describe(step: StreamStep, settings: FeatureSettings) -> dict:
+    """What a runtime needs beside the graph: labels, feature settings, the state's layout."""
+    return {"labels": step.labels, "features": asdict(settings),
+            "state": {"tensors": len(step.initial_state()), "size": step.encoder.output_size, "cell": step.cell}}
+
+
+def state_names(count: int) -> tuple[list[str], list[str]]:
+    return [f"state_{i}" for i in range(count)], [f"next_state_{i}" for i in range(count)]
+
+
+def example_inputs(step: StreamStep, feature_dim: int) -> tuple[torch.Tensor, ...]:
+    return (torch.zeros(1, EXAMPLE_FRAMES, feature_dim), *step.initial_state(1))
+
+
+def export_onnx(step: StreamStep, settings: FeatureSettings, path: Path) -> Path:
+    """Write ``step`` as an ONNX graph with ``describe()`` in its metadata."""
+    try:
+        import onnx
+    except ImportError as err:
+        raise SpeechRNNError("ONNX export needs the packages onnx and onnxruntime: pip install -e . "
+                             "(or export with --format torchscript)") from err
+
+    inputs, outputs = state_names(len(step.initial_state()))
+    dynamic = {"feats": {0: "batch", 1: "frames"}, "posteriors": {0: "batch", 1: "frames"}}
+    dynamic |= {name: {0: "batch"} for name in inputs + outputs}
+    with warnings.catch_warnings():
+        # torch.export's ONNX path needs onnxscript; the TorchScript path handles RNN layers natively
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        torch.onnx.export(step, example_inputs(step, settings.feature_dim), str(path), dynamo=False,
+                          input_names=["feats", *inputs], output_names=["posteriors", *outputs],
+                          dynamic_axes=dynamic, opset_version=OPSET)
+    graph = onnx.load(str(path))
+    graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(describe(step, settings)))
+    onnx.save(graph, str(path))
+    return path
+
+
+def export_torchscript(step: StreamStep, settings: FeatureSettings, path: Path) -> Path:
+    """Write ``step`` traced to TorchScript, ``describe()`` as the extra file ``speechrnn.json``."""
+    with torch.no_grad():
+        traced = torch.jit.trace(step, example_inputs(step, settings.feature_dim))
+    torch.jit.save(traced, str(path), _extra_files={f"{METADATA_KEY}.json": json.dumps(describe(step, settings))})
+    return path
+
+
+def quantize_onnx(path: Path, out: Path) -> Path:
+    """An ONNX copy with int8 weights for MatMul/Gemm and recurrent ops (activations stay float)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8)
+    return out
+
+
+class OnnxStep:
+    """An exported ONNX step in onnxruntime: ``(feats (T, F), state) -> (posteriors (T, C), state)``."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if meta is None:
+            raise SpeechRNNError(f"{path} was not written by `speechrnn export`; export the checkpoint again")
+        self.description = json.loads(meta)
+        self.features = FeatureSettings(**self.description["features"])
+        self.labels = self.description["labels"]
+        self.inputs, self.outputs = state_names(self.description["state"]["tensors"])
+
+    def initial_state(self) -> tuple[np.ndarray, ...]:
+        size = self.description["state"]["size"]
+        return tuple(np.zeros((1, size), np.float32) for _ in self.inputs)
+
+    def __call__(self, feats: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple]:
+        feeds = {"feats": np.asarray(feats, np.float32)[None], **dict(zip(self.inputs, state))}
+        posteriors, *state = self.session.run(["posteriors", *self.outputs], feeds)
+        return posteriors[0], tuple(state)
+
+
+def export(checkpoint: str | Path, fmt: str, out: Path) -> Path:
+    """Export a checkpoint's streaming step in ``fmt``; refuses models that cannot stream."""
+    if fmt not in FORMATS:
+        raise SpeechRNNError(f"export format {fmt!r} is unknown; choose one of {list(FORMATS)}")
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.model()
+    check_streamable(model, f"checkpoint {ckpt.path}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    step = StreamStep(model).eval()
+    writer = export_onnx if fmt == "onnx" else export_torchscript
+    return writer(step, ckpt.features, out)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="speechrnn export", description=__doc__.splitlines()[0],
+                                     epilog="The MFCC front end stays in Python (speechrnn.streaming.FrameStream).")
+    parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit` (pooling: last)")
+    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--out", type=Path, required=True, help="the file to write (.onnx or .pt)")
+    parser.add_argument("--quantize", action="store_true",
+                        help="onnx only: also write <out>.int8.onnx with int8 weights")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    if args.quantize and args.format != "onnx":
+        raise SpeechRNNError("--quantize works on ONNX graphs; add --format onnx")
+    path = export(args.checkpoint, args.format, args.out)
+    print(f"wrote {path} (front end not included: run speechrnn.streaming.FrameStream before it)")
+    if args.quantize:
+        print(f"wrote {quantize_onnx(path, path.with_suffix('.int8.onnx'))}")

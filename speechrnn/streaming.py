@@ -1,0 +1,228 @@
+"""Streaming inference: audio chunks of any size -> per-frame posteriors, state carried across chunks.
+
+Three parts, each exact against the offline path:
+
+- :class:`FrameStream`: the MFCC frames :class:`~speechrnn.data.features.MFCC` computes for the
+  whole audio (centred STFT, reflect padding at both ends), each emitted once its window is
+  complete; the last ones when the stream ends.
+- :class:`StreamStep`: raw frames and the encoder state -> posteriors and the next state; the
+  module that ``speechrnn export`` writes. With ``pooling: last``, the utterance head read at
+  frame t is the offline model's answer for the audio up to t.
+- :class:`Streamer`: both, with the state kept between calls.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from speechrnn.data.features import MFCC, FeatureSettings
+from speechrnn.errors import SpeechRNNError
+from speechrnn.models.classifier import SpeechClassifier
+
+DELTA_REACH = 2  # frames each side of ComputeDeltas' default window of 5
+DELTA_DENOMINATOR = 10.0  # 2 * (1^2 + 2^2), its normaliser
+
+
+def deltas_at(x: Tensor, base: int, start: int, stop: int, last: int) -> Tensor:
+    """Deltas ``(stop - start, F)`` of frames ``start..stop`` of a sequence whose frames ``base..`` are ``x``.
+
+    Indices past ``0`` or ``last`` repeat the edge frame, as ComputeDeltas' replicate padding does.
+    """
+    steps = torch.arange(start, stop)
+    out = torch.zeros(len(steps), x.shape[1], dtype=x.dtype)
+    for k in range(1, DELTA_REACH + 1):
+        ahead = x[(steps + k).clamp(0, last) - base]
+        behind = x[(steps - k).clamp(0, last) - base]
+        out += k * (ahead - behind)
+    return out / DELTA_DENOMINATOR
+
+
+class DeltaStream:
+    """Cepstra in chunks -> cepstra with first and second deltas, as on the whole sequence.
+
+    Frame t waits for cepstra t+4 (deltas of deltas, each reaching two frames ahead) or for the
+    end of the stream, whose edge frames are repeated.
+    """
+
+    def __init__(self) -> None:
+        self.ceps = torch.zeros(0, 0)  # frames ceps_base.. of the cepstra
+        self.ceps_base = 0
+        self.d1 = torch.zeros(0, 0)  # frames d1_base.. of the first deltas
+        self.d1_base = 0
+        self.emitted = 0  # frames returned so far
+
+    def push(self, ceps: Tensor, final: bool) -> Tensor:  # (T, n_mfcc) -> (T', 3 * n_mfcc)
+        self.ceps = torch.cat([self.ceps.reshape(-1, ceps.shape[1]), ceps])
+        total = self.ceps_base + len(self.ceps)
+        if total == 0:
+            return torch.zeros(0, 3 * ceps.shape[1])
+        d1_done = self.d1_base + len(self.d1)
+        d1_stop = total if final else max(d1_done, total - DELTA_REACH)
+        fresh = deltas_at(self.ceps, self.ceps_base, d1_done, d1_stop, total - 1)
+        self.d1 = torch.cat([self.d1.reshape(-1, ceps.shape[1]), fresh])
+        stop = d1_stop if final else max(self.emitted, d1_stop - DELTA_REACH)
+        d2 = deltas_at(self.d1, self.d1_base, self.emitted, stop, d1_stop - 1)
+        rows = slice(self.emitted - self.ceps_base, stop - self.ceps_base)
+        out = torch.cat([self.ceps[rows], self.d1[self.emitted - self.d1_base : stop - self.d1_base], d2], 1)
+        self.emitted = stop
+        # keep what later frames read: their own cepstra, and deltas two frames back
+        keep_ceps = min(self.emitted, d1_stop - DELTA_REACH)
+        self.ceps, self.ceps_base = self.ceps[max(0, keep_ceps - self.ceps_base):], max(self.ceps_base, keep_ceps)
+        keep_d1 = self.emitted - DELTA_REACH
+        self.d1, self.d1_base = self.d1[max(0, keep_d1 - self.d1_base):], max(self.d1_base, keep_d1)
+        return out
+
+
+class FrameStream:
+    """Audio chunks ``(S,)`` at ``settings.sample_rate`` -> MFCC frames ``(T, F)``, as computed offline.
+
+    Frame t is centred on sample ``t * hop`` and needs the samples up to ``t * hop + n_fft / 2``
+    (the front end's look-ahead, :attr:`lookahead_s`); it is emitted by the push that brings
+    them. :meth:`finish` adds the reflected end and returns the last frames. Memory stays
+    bounded: only the samples of unfinished windows are kept.
+
+    Example:
+        >>> stream = FrameStream(FeatureSettings(sample_rate=8000))
+        >>> chunks = [stream.push(torch.randn(800)) for _ in range(10)] + [stream.finish()]
+        >>> sum(len(c) for c in chunks)  # 1 + 8000 // 80, as MFCC gives for one second
+        101
+    """
+
+    def __init__(self, settings: FeatureSettings) -> None:
+        self.settings = settings
+        self.mfcc = MFCC(settings)
+        self.pad = settings.n_fft // 2
+        self.buffer = torch.zeros(0)  # samples of the padded signal from index `base` on
+        self.base = 0
+        self.received = 0  # samples of audio pushed so far
+        self.next_frame = 0
+        self.deltas = DeltaStream() if settings.deltas else None
+
+    @property
+    def lookahead_s(self) -> float:
+        """Audio a frame waits for past its centre, in seconds."""
+        return self.pad / self.settings.sample_rate
+
+    @property
+    def started(self) -> bool:
+        """True once the reflected start (samples 1..pad) could be written."""
+        return self.received > self.pad
+
+    def push(self, chunk: Tensor) -> Tensor:
+        """The frames completed by ``chunk``; ``(0, F)`` when none is."""
+        chunk = torch.as_tensor(chunk, dtype=torch.float32).reshape(-1)
+        was_started = self.started
+        self.buffer = torch.cat([self.buffer, chunk])
+        self.received += len(chunk)
+        if not self.started:
+            return self._out(torch.zeros(0, self.settings.n_mfcc), final=False)
+        if not was_started:  # prepend x[pad], ..., x[1], as reflect padding does
+            self.buffer = torch.cat([self.buffer[1 : self.pad + 1].flip(0), self.buffer])
+        return self._out(self._cepstra(), final=False)
+
+    def finish(self) -> Tensor:
+        """The frames left at the end of the stream (the reflected end completes them)."""
+        if not self.started:  # too short to reflect in place: the offline path pads it itself
+            if self.received == 0:
+                return torch.zeros(0, self.settings.feature_dim)
+            return self.mfcc(self.buffer[None], torch.tensor([self.received]))[0]
+        self.buffer = torch.cat([self.buffer, self.buffer[-self.pad - 1 : -1].flip(0)])  # x[n-2], x[n-3], ...
+        return self._out(self._cepstra(), final=True)
+
+    def _cepstra(self) -> Tensor:  # (T, n_mfcc) of every window the buffer now completes
+        hop, n_fft = self.settings.hop_length, self.settings.n_fft
+        end = self.base + len(self.buffer)
+        count = (end - n_fft) // hop + 1 - self.next_frame
+        if count <= 0:
+            return torch.zeros(0, self.settings.n_mfcc)
+        start = self.next_frame * hop - self.base
+        ceps = self.mfcc.cepstra(self.buffer[None, start : start + (count - 1) * hop + n_fft])[0]
+        self.next_frame += count
+        # keep the next window's samples, and the last pad + 1 samples the reflected end reads
+        keep = min(self.next_frame * hop, end - self.pad - 1)
+        self.buffer, self.base = self.buffer[keep - self.base :], keep
+        return ceps
+
+    def _out(self, ceps: Tensor, final: bool) -> Tensor:
+        return ceps if self.deltas is None else self.deltas.push(ceps, final)
+
+
+def check_streamable(model: SpeechClassifier, source: str) -> None:
+    """Raise SpeechRNNError naming ``source`` unless the model's answer at frame t reads only frames <= t."""
+    hp = model.hparams
+    fix = "train a unidirectional rnn, gru or lstm with `--model.pooling last` to stream"
+    if hp.cell == "transformer":
+        raise SpeechRNNError(f"{source} is a Transformer, which attends over the whole clip and has no "
+                             f"state to carry between chunks; {fix}")
+    if hp.bidirectional:
+        raise SpeechRNNError(f"{source} is bidirectional: its backward direction reads the clip from the "
+                             f"end, which a stream does not have; {fix}")
+    if hp.task == "keyword" and hp.pooling != "last":
+        raise SpeechRNNError(f"{source} pools its states with {hp.pooling!r}, over the whole clip, so no "
+                             f"single frame holds its answer; {fix}")
+
+
+class StreamStep(nn.Module):
+    """Raw MFCC frames ``(B, T, F)`` and the encoder state -> posteriors ``(B, T, C)`` and the next state.
+
+    The state is a flat tuple of ``(B, H)`` tensors (per layer ``h``, or ``h`` and ``c`` for an
+    LSTM): explicit, so an exported graph takes it as an input and returns it as an output.
+    """
+
+    def __init__(self, model: SpeechClassifier) -> None:
+        super().__init__()
+        # the model's parts, not the LightningModule itself: tracing must not touch its Trainer hooks
+        self.labels = list(model.labels)
+        self.cell = model.hparams.cell
+        self.register_buffer("feat_mean", model.feat_mean.clone())
+        self.register_buffer("feat_std", model.feat_std.clone())
+        self.encoder = model.encoder
+        self.out = model.head.out  # the head's linear layer: its last pooling, read at every frame
+
+    def initial_state(self, batch_size: int = 1) -> tuple[Tensor, ...]:
+        return self.encoder.initial_state(batch_size)
+
+    def logits(self, feats: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        x = (feats - self.feat_mean) / self.feat_std
+        states, state = self.encoder.step(x, state)  # (B, T, H)
+        return self.out(states), state
+
+    def forward(self, feats: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+        logits, state = self.logits(feats, state)
+        return (logits.softmax(-1), *state)
+
+
+class Streamer:
+    """Audio chunks -> posteriors ``(T, C)`` per frame; the front end and the state persist between calls.
+
+    Build it with :meth:`from_checkpoint`. Frame t is centred at ``t * hop_s`` seconds.
+    """
+
+    def __init__(self, model: SpeechClassifier, settings: FeatureSettings, source: str = "the model") -> None:
+        check_streamable(model, source)
+        self.step = StreamStep(model.eval())
+        self.frames = FrameStream(settings)
+        self.labels = list(model.labels)
+        self.hop_s = settings.hop_ms / 1000
+        self.state = self.step.initial_state()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint) -> Streamer:
+        """From a :class:`~speechrnn.checkpoint.Checkpoint` (``load_checkpoint(path)``)."""
+        return cls(checkpoint.model(), checkpoint.features, f"checkpoint {checkpoint.path}")
+
+    @torch.inference_mode()
+    def push(self, chunk: Tensor) -> Tensor:
+        return self._posteriors(self.frames.push(chunk))
+
+    @torch.inference_mode()
+    def finish(self) -> Tensor:
+        return self._posteriors(self.frames.finish())
+
+    def _posteriors(self, feats: Tensor) -> Tensor:  # (T, F) -> (T, C)
+        if len(feats) == 0:
+            return torch.zeros(0, len(self.labels))
+        posteriors, *state = self.step(feats[None], *self.state)
+        self.state = tuple(state)
+        return posteriors[0]
