@@ -77,8 +77,7 @@ class LengthAccuracyCharts(L.Callback):
     def _log(self, trainer, pl_module, split: str) -> None:
         if not isinstance(trainer.logger, WandbLogger) or split not in pl_module.results:
             return
-        import wandb
-
+        wandb = _wandb()
         report = pl_module.results[split]
         centres = bucket_centres(report["edges"], report["buckets"])
         data = [[name, centre, count, acc] for (name, count, acc), centre in zip(report["buckets"], centres)]
@@ -92,8 +91,7 @@ def log_gradient_curve(trainer, norms: Tensor, tag: str) -> None:
     """``||d loss / d x_t||`` against distance from the readout, as a W&B line plot (W&B runs only)."""
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            import wandb
-
+            wandb = _wandb()
             table = wandb.Table(data=[[d, float(n)] for d, n in enumerate(norms.tolist())],
                                 columns=["distance", "grad_norm"])
             logger.experiment.log({f"grad/through_time_{tag}": wandb.plot.line(
@@ -102,7 +100,13 @@ def log_gradient_curve(trainer, norms: Tensor, tag: str) -> None:
 
 def finish_run() -> None:
     """Close the current W&B run, if any, so its files are written before the next run starts."""
-    import wandb
-
+    wandb = _wandb()
     if wandb.run is not None:
         wandb.finish(quiet=True)
+
+
+def _wandb():
+    """The ``wandb`` module, imported only when a W&B run is in use (it is slow to import)."""
+    import wandb
+
+    return wandb
