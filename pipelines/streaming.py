@@ -154,6 +154,21 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+class TorchStep:
+    """A StreamStep with OnnxStep's calling convention: ``(feats (T, F), state) -> (posteriors (T, C), state)``."""
+
+    def __init__(self, checkpoint) -> None:
+        self.step = StreamStep(checkpoint.model()).eval()
+
+    def initial_state(self) -> tuple:
+        return self.step.initial_state()
+
+    @torch.inference_mode()
+    def __call__(self, feats: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
+        posteriors, *state = self.step(torch.from_numpy(feats)[None], *state)
+        return posteriors[0].numpy(), tuple(state)
+
+
 def onnx_figures(checkpoint, detector: dict, files: dict[str, Path], out: Path) -> dict:
     """The exported step (float and int8 weights) in onnxruntime on the test keyword stream, one thread.
 
@@ -161,27 +176,22 @@ def onnx_figures(checkpoint, detector: dict, files: dict[str, Path], out: Path) 
     same frames for all three) and the largest posterior change against PyTorch.
     """
     path = export_onnx(StreamStep(checkpoint.model()).eval(), checkpoint.features, out / "step.onnx")
-    runners = {"pytorch": None, "onnx": OnnxStep(path), "onnx_int8": OnnxStep(quantize_onnx(path, out / "step.int8.onnx"))}
-    feats = featurise(sf.read(files["keywords"], dtype="float32")[0], checkpoint.features)  # (T, F)
+    runners = {"pytorch": TorchStep(checkpoint), "onnx": OnnxStep(path),
+               "onnx_int8": OnnxStep(quantize_onnx(path, out / "step.int8.onnx"))}
+    feats = featurise(sf.read(files["keywords"], dtype="float32")[0], checkpoint.features).numpy()  # (T, F)
     chunk = round(CHUNK_S * 1000 / checkpoint.features.hop_ms)  # frames per chunk
-    truth, duration_s = keywords_of(files["keywords"]), len(feats) * checkpoint.features.hop_ms / 1000
+    hop_s = checkpoint.features.hop_ms / 1000
+    truth, duration_s = keywords_of(files["keywords"]), len(feats) * hop_s
     figures, reference = {}, None
     for name, runner in runners.items():
-        step = StreamStep(checkpoint.model()).eval() if runner is None else None
-        state = step.initial_state() if runner is None else runner.initial_state()
-        out_chunks, started = [], time.process_time()
-        with torch.inference_mode():
-            for i in range(0, len(feats), chunk):
-                if runner is None:
-                    posteriors, *state = step(feats[None, i : i + chunk], *state)
-                    out_chunks.append(posteriors[0].numpy())
-                else:
-                    posteriors, state = runner(feats[i : i + chunk].numpy(), state)
-                    out_chunks.append(posteriors)
+        state, outputs, started = runner.initial_state(), [], time.process_time()
+        for i in range(0, len(feats), chunk):
+            posteriors, state = runner(feats[i : i + chunk], state)
+            outputs.append(posteriors)
         cpu_s = time.process_time() - started
-        posteriors = torch.from_numpy(np.concatenate(out_chunks))
+        posteriors = torch.from_numpy(np.concatenate(outputs))
         reference = posteriors if reference is None else reference
-        found = detect(posteriors, checkpoint.labels, checkpoint.features.hop_ms / 1000, **detector)
+        found = detect(posteriors, checkpoint.labels, hop_s, **detector)
         figures[name] = {"detection_rate": score(found, truth, duration_s, TOLERANCE_S).detection_rate,
                          "step_rtf": cpu_s / duration_s,
                          "max_posterior_change": float((posteriors - reference).abs().max())}
