@@ -168,7 +168,7 @@ def table(results: dict) -> str:
                     f"{t['false_alarms_per_hour']:.1f} ({t['false_alarms_keyword_free']} in "
                     f"{t['keyword_free_s'] / 3600:.2f} h) | {t['false_alarms_in_keyword_stream']} in "
                     f"{t['keyword_stream_s'] / 60:.0f} min | {latency} | {t['rtf']:.4f} | "
-                    f"{d['threshold']:.2f} / {d['smooth_s']:g} s |")
+                    f"{d['threshold']:g} / {d['smooth_s']:g} s |")
     return "\n".join(rows)
 
 
