@@ -15,6 +15,7 @@ from speechrnn.data.batching import IGNORE_INDEX, Batch
 from speechrnn.metrics import LengthBucketAccuracy, bucket_names
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import FrameHead, UtteranceHead
+from speechrnn.models.normalisation import normalise_utterances
 from speechrnn.models.transformer import TransformerEncoder
 
 SPIKE_FACTOR = 10.0  # a gradient norm this many times its running mean counts as a spike
@@ -47,6 +48,9 @@ class SpeechClassifier(L.LightningModule):
             :class:`~speechrnn.models.transformer.TransformerEncoder` from ``hidden_size``,
             ``num_layers`` and ``dropout`` (it reads both directions by design).
         pooling: how the utterance head reads the states (``last`` | ``mean`` | ``attention``).
+        normalisation: ``global`` scales each feature by the training set's statistics;
+            ``utterance_mean`` also subtracts each utterance's own mean (cepstral mean
+            normalisation), ``utterance`` its mean and variance; both remove a fixed channel or gain.
         lr, weight_decay: AdamW settings; ``lr_schedule`` ``cosine`` anneals over max_epochs.
     """
 
@@ -66,6 +70,7 @@ class SpeechClassifier(L.LightningModule):
         init: Literal["default", "orthogonal", "identity"] = "default",
         forget_bias: float = 1.0,
         pooling: Literal["last", "mean", "attention"] = "mean",
+        normalisation: Literal["global", "utterance_mean", "utterance"] = "global",
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Literal["cosine", "constant"] = "cosine",
@@ -118,6 +123,8 @@ class SpeechClassifier(L.LightningModule):
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
         x = (feats - self.feat_mean) / self.feat_std
+        if self.hparams.normalisation != "global":
+            x = normalise_utterances(x, lengths, variance=self.hparams.normalisation == "utterance")
         return self.head(self.encoder(x, lengths), lengths)
 
     def _loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
