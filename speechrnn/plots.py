@@ -58,6 +58,7 @@ def plot_speaker_accuracy(runs: dict[str, dict[str, float]], intervals: dict[str
         low, high = (100 * bound for bound in intervals[name])
         ax.errorbar(x + 0.3, mean, yerr=[[mean - low], [high - mean]], fmt="s", color="black", capsize=4)
     ax.set_xticks(range(len(runs)), list(runs))
+    ax.set_xlim(-0.6, len(runs) - 0.4)
     ax.set(ylabel="accuracy (%)", title=f"{title} (black: mean, 95% interval)", ylim=(0, 102))
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="lower right")
