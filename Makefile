@@ -8,7 +8,7 @@ ARGS    ?=
 JOBS    ?= 2
 RUN_DIR ?= runs/$(DATA)-$(MODEL)
 
-.PHONY: help install demo train test test-slow lint bench sweep gpu-check streaming
+.PHONY: help install demo train test test-slow lint bench sweep gpu-check streaming loso
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test-slow: install  ## the slow tests kept out of `make test`
 
 sweep: install  ## accuracy, gradients and cost against length: make sweep ARGS="--grid configs/sweep/full.yaml"
 	OMP_NUM_THREADS=1 $(PY) -m pipelines.sweep --out runs/sweep --jobs $(JOBS) $(ARGS)
+
+loso: install  ## leave-one-speaker-out on FSDD, every encoder: make loso ARGS="--epochs 10"
+	OMP_NUM_THREADS=1 $(PY) -m pipelines.loso --out runs/loso --data_root $(FSDD_ROOT) $(ARGS)
 
 # FSDD is read where it lies (read-only is fine); without a copy beside the clone it is downloaded.
 # One torch thread per process: on a shared CPU, multi-threaded ops wait on descheduled threads

@@ -43,6 +43,30 @@ def plot_accuracy_by_length(runs: dict[str, dict], path: Path, hop_ms: float | N
     return save_figure(fig, path)
 
 
+def plot_speaker_accuracy(runs: dict[str, dict[str, float]], intervals: dict[str, tuple[float, float]],
+                          path: Path, title: str = "Accuracy on each held-out speaker") -> Path:
+    """Write a PNG: per run (x), a point per held-out speaker, and the mean with its interval.
+
+    ``runs`` maps a run name to ``{speaker: accuracy}``; ``intervals`` maps it to ``(low, high)``.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    speakers = sorted({speaker for accuracies in runs.values() for speaker in accuracies})
+    for i, speaker in enumerate(speakers):
+        xs = [x + 0.08 * (i - (len(speakers) - 1) / 2) for x, acc in enumerate(runs.values()) if speaker in acc]
+        ys = [100 * acc[speaker] for acc in runs.values() if speaker in acc]
+        ax.scatter(xs, ys, s=18, label=speaker)
+    for x, (name, accuracies) in enumerate(runs.items()):
+        mean = 100 * sum(accuracies.values()) / len(accuracies)
+        low, high = (100 * bound for bound in intervals[name])
+        ax.errorbar(x + 0.3, mean, yerr=[[mean - low], [high - mean]], fmt="s", color="black", capsize=4)
+    ax.set_xticks(range(len(runs)), list(runs))
+    ax.set_xlim(-0.6, len(runs) - 0.4)
+    ax.set(ylabel="accuracy (%)", title=f"{title} (black: mean, 95% interval)", ylim=(0, 102))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="lower right")
+    return save_figure(fig, path)
+
+
 def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path,
                    title: str = "Confusion matrix") -> Path:
     """Write a PNG of counts with true classes as rows, each row shaded by its share of the row."""

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.parsing import collect_init_args
 from torch.utils.data import DataLoader
 
 from speechrnn.batch import Batch
+from speechrnn.data.augment import Augmentation, AugmentSettings
 from speechrnn.data.batching import LengthBucketSampler, PaddedBatches
 from speechrnn.data.cache import FeatureCache, SplitFeatures, cache_key
 from speechrnn.data.corpus import Utterance
@@ -67,7 +68,12 @@ class SpeechDataModule(L.LightningDataModule):
         n_mfcc, n_mels, win_ms, hop_ms, deltas: MFCC settings (see ``FeatureSettings``).
         batch_size: utterances per batch.
         length_buckets: bucket edges in frames for accuracy against sequence length.
-        seed: seeds the per-epoch batch order.
+        seed: seeds the per-epoch batch order and the augmentation.
+        time_masks, time_mask_frames: SpecAugment time masks per training utterance, and the widest.
+        coeff_masks, coeff_mask_width: masks over cepstral coefficients, and the widest.
+        tempo_factors: tempo changes drawn per training utterance (e.g. ``[0.9, 1.0, 1.1]``).
+        gain_db: the largest gain (dB) either way applied to a training utterance.
+            All four act on training batches on the device; see :mod:`speechrnn.data.augment`.
         feature_device: where the feature arrays live during training. ``cuda``: on the training
             GPU, so batches are gathered there; ``cpu``: in RAM, batches pinned for the copy;
             ``auto``: on the GPU when the trainer uses one and the arrays fit in a share of its
@@ -77,6 +83,7 @@ class SpeechDataModule(L.LightningDataModule):
     name: ClassVar[str]  # the folder under data_root, and the cache's prefix
     tasks: ClassVar[tuple[str, ...]] = ("keyword",)
     pad_to_s: ClassVar[float | None] = None  # shorter recordings are zero-padded to this (seconds)
+    augmentation: Augmentation | None = None  # modules that wrap another (delayed) augment nothing
 
     def __init__(
         self,
@@ -93,6 +100,12 @@ class SpeechDataModule(L.LightningDataModule):
         length_buckets: list[int] = DEFAULT_LENGTH_BUCKETS,  # jsonargparse reads the default
         seed: int = 0,
         feature_device: str = "auto",
+        time_masks: int = 0,
+        time_mask_frames: int = 10,
+        coeff_masks: int = 0,
+        coeff_mask_width: int = 8,
+        tempo_factors: list[float] = [],  # noqa: B006
+        gain_db: float = 0.0,
     ) -> None:
         super().__init__()
         if task not in self.tasks:
@@ -118,6 +131,9 @@ class SpeechDataModule(L.LightningDataModule):
                 f"feature_device {feature_device!r} is unknown; choose one of {list(FEATURE_DEVICES)}"
             )
         self.feature_device = feature_device
+        self.augmentation = Augmentation(AugmentSettings(
+            time_masks, time_mask_frames, coeff_masks, coeff_mask_width, tuple(tempo_factors), gain_db,
+            seed, n_mfcc, n_mels))
         self.labels = self.vocabulary()
         self.splits: dict[str, SplitFeatures] = {}
 
@@ -137,8 +153,10 @@ class SpeechDataModule(L.LightningDataModule):
         return None
 
     def augment(self, batch: Batch) -> Batch:
-        """Training-only augmentation of a batch already on the device; none by default."""
-        return batch
+        """Training-only augmentation of a raw batch already on the device (data-module arguments)."""
+        if self.augmentation is None:
+            return batch
+        return self.augmentation(batch, fill=self.mean)
 
     # ----- shared machinery -------------------------------------------------------------------
 

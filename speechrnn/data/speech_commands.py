@@ -18,9 +18,9 @@ Label sets:
 
 Clips shorter than one second are zero-padded to it (the cache keeps their true length).
 
-Training-only augmentation, all off by default, acts on normalised MFCC batches on the device:
-background noise mixed at a random SNR (in the mel-power domain, see ``NoiseMixer``), a random
-time shift, and SpecAugment-style time and cepstral-coefficient masks.
+Training-only augmentation, all off by default, acts on MFCC batches on the device: background
+noise mixed at a random SNR (in the mel-power domain, see ``NoiseMixer``) and a random time shift,
+then what every corpus offers (tempo, gain, SpecAugment masks: :mod:`speechrnn.data.augment`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from torch import Tensor
 
 from speechrnn.batch import Batch
 from speechrnn.data.audio import read_audio
+from speechrnn.data.augment import valid_frames
 from speechrnn.data.corpus import SILENCE, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract
@@ -102,8 +103,6 @@ class SpeechCommandsDataModule(SpeechDataModule):
             ``n_mfcc == n_mels`` and no deltas (the mixing inverts the DCT).
         noise_snr_db: range of the signal-to-noise ratio, in dB, drawn uniformly per clip.
         time_shift_ms: largest random shift of a training clip, either way.
-        time_masks, time_mask_frames: SpecAugment time masks per clip, and their largest width.
-        coeff_masks, coeff_mask_width: masks over cepstral coefficients, and their largest width.
     """
 
     name: ClassVar[str] = "speech_commands"
@@ -118,10 +117,6 @@ class SpeechCommandsDataModule(SpeechDataModule):
         noise_probability: float = 0.0,
         noise_snr_db: tuple[float, float] = (0.0, 20.0),
         time_shift_ms: float = 0.0,
-        time_masks: int = 0,
-        time_mask_frames: int = 10,
-        coeff_masks: int = 0,
-        coeff_mask_width: int = 8,
         **kwargs,
     ) -> None:
         if version not in SHA256:
@@ -137,10 +132,6 @@ class SpeechCommandsDataModule(SpeechDataModule):
         self.noise_probability = noise_probability
         self.noise_snr_db = tuple(noise_snr_db)
         self.time_shift_ms = time_shift_ms
-        self.time_masks = time_masks
-        self.time_mask_frames = time_mask_frames
-        self.coeff_masks = coeff_masks
-        self.coeff_mask_width = coeff_mask_width
         super().__init__(**kwargs)
         settings = self.features
         if noise_probability > 0 and (settings.n_mfcc != settings.n_mels or settings.deltas):
@@ -260,20 +251,16 @@ class SpeechCommandsDataModule(SpeechDataModule):
             self.noise_mixer = NoiseMixer.from_files(self.background_files(), MFCC(self.features))
 
     def augment(self, batch: Batch) -> Batch:
-        mean, std = self.mean.to(batch.feats.device), self.std.to(batch.feats.device)
-        feats = (batch.feats - mean) / std  # (B, T, F), normalised: masks fill with the mean
         if self.noise_mixer is not None:
+            mean, std = self.mean.to(batch.feats.device), self.std.to(batch.feats.device)
+            feats = (batch.feats - mean) / std  # (B, T, F), normalised as the mixer takes them
             feats = self.noise_mixer(feats, batch.lengths, mean, std, self.noise_probability, self.noise_snr_db)
+            valid = valid_frames(batch.lengths, feats.shape[1])[..., None]
+            batch = batch._replace(feats=(feats * std + mean) * valid)
         if self.time_shift_ms > 0:
-            feats = time_shift(
-                feats, batch.lengths, round(self.time_shift_ms / self.features.hop_ms)
-            )
-        if self.time_masks:
-            feats = time_mask(feats, batch.lengths, self.time_masks, self.time_mask_frames)
-        if self.coeff_masks:
-            feats = coeff_mask(feats, self.features.n_mfcc, self.coeff_masks, self.coeff_mask_width)
-        valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < batch.lengths[:, None]
-        return batch._replace(feats=(feats * std + mean) * valid[..., None])  # raw, as the model takes
+            max_frames = round(self.time_shift_ms / self.features.hop_ms)
+            batch = batch._replace(feats=time_shift(batch.feats, batch.lengths, max_frames))
+        return super().augment(batch)
 
 
 class NoiseMixer:
@@ -356,31 +343,3 @@ def time_shift(feats: Tensor, lengths: Tensor, max_frames: int) -> Tensor:
     shifted = feats.gather(1, source[..., None].expand_as(feats))
     valid = torch.arange(steps, device=device)[None, :] < lengths[:, None]
     return shifted * valid[..., None]
-
-
-def time_mask(feats: Tensor, lengths: Tensor, count: int, max_frames: int) -> Tensor:
-    """SpecAugment time masks: ``count`` spans of up to ``max_frames`` set to the mean (zero)."""
-    batch, steps, _ = feats.shape
-    device = feats.device
-    widths = torch.randint(0, max_frames + 1, (batch, count), device=device)
-    room = (lengths[:, None] - widths).clamp_min(0)  # (B, count)
-    starts = (torch.rand(batch, count, device=device) * (room + 1)).long()
-    t = torch.arange(steps, device=device)[None, None, :]  # (1, 1, T)
-    masked = ((t >= starts[..., None]) & (t < (starts + widths)[..., None])).any(1)  # (B, T)
-    return feats.masked_fill(masked[..., None], 0.0)
-
-
-def coeff_mask(feats: Tensor, n_mfcc: int, count: int, max_width: int) -> Tensor:
-    """SpecAugment's frequency masks applied to cepstral coefficients (and their deltas).
-
-    Masking MFCCs directly, as keyword-spotting models trained on MFCCs commonly do; the same
-    coefficients are masked in the static, delta and delta-delta blocks.
-    """
-    batch, steps, dim = feats.shape
-    device = feats.device
-    widths = torch.randint(0, max_width + 1, (batch, count), device=device)
-    starts = (torch.rand(batch, count, device=device) * (n_mfcc - widths + 1).clamp_min(1)).long()
-    c = torch.arange(n_mfcc, device=device)[None, None, :]  # (1, 1, n_mfcc)
-    masked = ((c >= starts[..., None]) & (c < (starts + widths)[..., None])).any(1)  # (B, n_mfcc)
-    blocks = feats.view(batch, steps, dim // n_mfcc, n_mfcc)
-    return blocks.masked_fill(masked[:, None, None, :], 0.0).view(batch, steps, dim)

@@ -16,6 +16,7 @@ from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS, LengthBucketAccuracy, buck
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import FrameHead, UtteranceHead
 from speechrnn.models.memory_gates import GateInit
+from speechrnn.models.normalisation import normalise_utterances
 from speechrnn.models.transformer import TransformerEncoder
 
 PIPELINE_KEY = "speechrnn_pipeline"  # the checkpoint entry for the data module's ``pipeline``
@@ -49,6 +50,9 @@ class SpeechClassifier(L.LightningModule):
             :class:`~speechrnn.models.transformer.TransformerEncoder` from ``hidden_size``,
             ``num_layers`` and ``dropout`` (it reads both directions by design).
         pooling: how the utterance head reads the states (``last`` | ``mean`` | ``attention``).
+        normalisation: ``global`` scales each feature by the training set's statistics;
+            ``utterance_mean`` also subtracts each utterance's own mean (cepstral mean
+            normalisation), ``utterance`` its mean and variance; both remove a fixed channel or gain.
         lr, weight_decay: AdamW settings; ``lr_schedule`` ``cosine`` anneals over max_epochs.
     """
 
@@ -70,6 +74,7 @@ class SpeechClassifier(L.LightningModule):
         gate_bias: float = 1.0,
         chrono_frames: int | None = None,
         pooling: Literal["last", "mean", "attention"] = "mean",
+        normalisation: Literal["global", "utterance_mean", "utterance"] = "global",
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Literal["cosine", "constant"] = "cosine",
@@ -126,6 +131,8 @@ class SpeechClassifier(L.LightningModule):
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
         x = (feats - self.feat_mean) / self.feat_std
+        if self.hparams.normalisation != "global":
+            x = normalise_utterances(x, lengths, variance=self.hparams.normalisation == "utterance")
         return self.head(self.encoder(x, lengths), lengths)
 
     def _loss(self, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -22,8 +22,6 @@ from speechrnn.data.speech_commands import (
     UNKNOWN,
     NoiseMixer,
     SpeechCommandsDataModule,
-    coeff_mask,
-    time_mask,
     time_shift,
 )
 from speechrnn.errors import SpeechRNNError
@@ -203,26 +201,6 @@ def test_time_shift_moves_frames_within_each_length_and_keeps_padding_zero():
         steps = values.diff()
         assert torch.all((steps == 0) | (steps == 1))  # a shifted ramp with repeated edges
         assert values.min() >= 1 and values.max() <= n
-
-
-def test_time_masks_zero_whole_frames_inside_the_length():
-    torch.manual_seed(0)
-    feats = torch.ones(16, 50, 4)
-    lengths = torch.full((16,), 30)
-    masked = time_mask(feats, lengths, count=2, max_frames=5)
-    zero_frames = (masked == 0).all(-1)  # (B, T)
-    assert torch.all((masked == 0).any(-1) == zero_frames)
-    assert zero_frames.any() and not zero_frames[:, 30:].any()
-    assert torch.all(zero_frames.sum(1) <= 10)
-
-
-def test_coefficient_masks_hit_the_same_coefficients_in_every_delta_block():
-    torch.manual_seed(0)
-    feats = torch.ones(8, 5, 3 * 13)
-    masked = coeff_mask(feats, n_mfcc=13, count=1, max_width=4).view(8, 5, 3, 13)
-    hit = masked == 0
-    assert hit.any()
-    assert torch.all(hit == hit[:, :1, :1, :])  # same coefficients for every frame and block
 
 
 def _noise_setup(tmp_path):

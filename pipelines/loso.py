@@ -1,0 +1,176 @@
+"""Leave-one-speaker-out: accuracy on voices the model never heard, with a confidence interval.
+
+Every speaker of the corpus is the test speaker in turn, for each encoder; each fold is one run of
+the same ``speechrnn fit`` a user types (the data config, ``configs/model/<cell>.yaml``,
+``configs/trainer/cpu.yaml``) with ``split: speakers`` and ``test_speakers: [<speaker>]``. One
+held-out speaker is one sample of the population of voices, so the summary is the mean over
+speakers with a 95% interval (Student's t over speakers). The run directory gets:
+
+- ``<cell>/<speaker>/``: each fold's run (config.yaml, checkpoints/, results.json);
+- ``results.json``: per encoder the mean, the interval, each speaker's accuracy, and the test
+  utterances of all folds pooled into accuracy per length bucket;
+- ``table.md``, ``speakers.png`` (accuracy per speaker) and ``accuracy_by_length.png``.
+
+A fold whose ``results.json`` exists is not run again, so an interrupted run resumes where it
+stopped. Extra arguments go to every fold's ``speechrnn fit``::
+
+    python -m pipelines.loso --out runs/loso [--cells rnn gru lstm] [--data configs/data/fsdd.yaml]
+        [--data_root ROOT] [--epochs N] [--model.normalisation=utterance ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from scipy.stats import t as student_t  # scipy comes with librosa
+from tqdm import tqdm
+
+from speechrnn.checkpoint import data_module_class
+from speechrnn.cli import run_lightning
+from speechrnn.compare import markdown_table, percent
+from speechrnn.errors import SpeechRNNError
+from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
+from speechrnn.tracking import default_wandb_mode
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIDENCE = 0.95
+
+
+def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
+    """The speakers of the corpus ``data_config`` builds, from its data module's utterance list."""
+    data = yaml.safe_load(data_config.read_text())["data"]
+    data_class = data_module_class(data["class_path"], str(data_config))
+    if "test_speakers" not in inspect.signature(data_class).parameters:
+        raise SpeechRNNError(f"{data_class.__name__} ({data_config}) has no test_speakers argument, so no "
+                             "speaker can be held out; use a corpus with a speakers split, such as fsdd")
+    module = data_class(**{**data.get("init_args", {}), **({"data_root": data_root} if data_root else {})})
+    module.download()
+    speakers = sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})
+    if len(speakers) < 2:
+        raise SpeechRNNError(f"{data_config} yields speakers {speakers}; holding one out needs two or more")
+    return speakers
+
+
+def fit_fold(cell: str, speaker: str, run_dir: Path, data_config: Path, group: str,
+             overrides: list[str]) -> dict:
+    """One fold through the CLI, unless its results.json is there already; returns that file."""
+    results = run_dir / "results.json"
+    if not results.is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
+        run_lightning([
+            "fit",
+            "--config", str(data_config),
+            "--config", str(CONFIGS / f"model/{cell}.yaml"),
+            "--config", str(CONFIGS / "trainer/cpu.yaml"),
+            "--data.init_args.split=speakers",
+            f"--data.init_args.test_speakers=[{speaker}]",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.logger.init_args.group", group,
+            "--trainer.logger.init_args.name", f"loso-{cell}-{speaker}",
+            "--run_dir", str(run_dir),
+            *overrides,
+        ])
+    return json.loads(results.read_text())
+
+
+def interval(accuracies: list[float]) -> tuple[float, float]:
+    """The CONFIDENCE interval of the mean over speakers (t with n - 1 degrees of freedom)."""
+    mean = statistics.fmean(accuracies)
+    half = student_t.ppf((1 + CONFIDENCE) / 2, len(accuracies) - 1) * statistics.stdev(accuracies)
+    half /= len(accuracies) ** 0.5
+    return mean - half, mean + half
+
+
+def pooled_test(folds: list[dict]) -> dict:
+    """Every fold's test utterances together: overall and per length bucket (same edges in all)."""
+    buckets = []
+    for rows in zip(*(fold["test"]["buckets"] for fold in folds)):
+        count = sum(row[1] for row in rows)
+        correct = sum(row[1] * row[2] for row in rows if row[1])
+        buckets.append([rows[0][0], count, correct / count if count else float("nan")])
+    total = sum(row[1] for row in buckets)
+    return {"accuracy": sum(row[1] * row[2] for row in buckets if row[1]) / total,
+            "edges": folds[0]["test"]["edges"], "buckets": buckets}
+
+
+def summarise(folds: dict[str, dict[str, dict]]) -> dict:
+    """Per cell: mean and interval over speakers, each speaker's accuracy, the pooled test split."""
+    summary = {}
+    for cell, by_speaker in folds.items():
+        accuracies = {speaker: fold["test"]["accuracy"] for speaker, fold in by_speaker.items()}
+        runs = list(by_speaker.values())
+        summary[cell] = {"cell": cell, "dataset": runs[0]["dataset"], "hop_ms": runs[0]["hop_ms"],
+                         "mean": statistics.fmean(accuracies.values()),
+                         "ci95": interval(list(accuracies.values())), "speakers": accuracies,
+                         "test": pooled_test(runs), "parameters": runs[0]["parameters"],
+                         "train_seconds": sum(run["train_seconds"] or 0 for run in runs)}
+    return summary
+
+
+def speaker_table(summary: dict) -> str:
+    """Markdown: one row per encoder with the mean, the 95% interval and each held-out speaker."""
+    speakers = list(next(iter(summary.values()))["speakers"])
+    head = ["encoder", "mean", "95% CI", *speakers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cell, result in summary.items():
+        low, high = result["ci95"]
+        cells = [cell, percent(result["mean"]), f"{percent(low)} - {percent(high)}",
+                 *(percent(result["speakers"][speaker]) for speaker in speakers)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, summary: dict, overrides: list[str]) -> str:
+    (out / "results.json").write_text(json.dumps({"overrides": overrides, "cells": summary}, indent=1))
+    table = (f"{speaker_table(summary)}\n\nAll held-out utterances pooled, by length (frames):\n\n"
+             f"{markdown_table(summary)}")
+    (out / "table.md").write_text(table + "\n")
+    plot_speaker_accuracy({cell: r["speakers"] for cell, r in summary.items()},
+                          {cell: r["ci95"] for cell, r in summary.items()}, out / "speakers.png")
+    hop_ms = next(iter(summary.values()))["hop_ms"]
+    plot_accuracy_by_length({cell: r["test"] for cell, r in summary.items()}, out / "accuracy_by_length.png",
+                            hop_ms=hop_ms, title="Held-out speakers: accuracy against length")
+    return table
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs") / time.strftime("loso-%Y%m%d-%H%M%S"))
+    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"])
+    parser.add_argument("--data", type=Path, default=CONFIGS / "data/fsdd.yaml", help="the data config")
+    parser.add_argument("--data_root", help="the folder holding the corpus (default $SPEECHRNN_DATA_ROOT)")
+    parser.add_argument("--speakers", nargs="+", help="hold out only these (default: every speaker)")
+    parser.add_argument("--epochs", type=int, help="override the trainer's epoch budget")
+    args, overrides = parser.parse_known_args(argv)  # the rest is checked by `speechrnn fit`
+    default_wandb_mode()
+    # One thread: small recurrent layers gain nothing from more, and spin-waiting OpenMP threads
+    # slow every run on a shared CPU (see pipelines/demo.py).
+    torch.set_num_threads(1)
+    overrides += [f"--data.init_args.data_root={args.data_root}"] if args.data_root else []
+    overrides += [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
+    speakers = args.speakers or corpus_speakers(args.data, args.data_root)
+    started = time.perf_counter()
+    folds: dict[str, dict[str, dict]] = {cell: {} for cell in args.cells}
+    todo = [(cell, speaker) for cell in args.cells for speaker in speakers]
+    with tqdm(todo, unit="fold", desc="leave one speaker out") as progress:
+        for cell, speaker in progress:
+            progress.set_postfix_str(f"{cell}, test speaker {speaker}")
+            fold = fit_fold(cell, speaker, args.out / cell / speaker, args.data, args.out.name, overrides)
+            folds[cell][speaker] = fold
+    table = write_report(args.out, summarise(folds), overrides)
+    print(f"\n{table}\n")
+    print(f"leave-one-speaker-out finished in {time.perf_counter() - started:.0f} s; results in {args.out}/ "
+          f"(results.json, table.md, speakers.png, accuracy_by_length.png, W&B group {args.out.name!r})")
+    return args.out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Training-only augmentation of raw MFCC batches on their device: tempo, gain, SpecAugment masks.
+
+The features are cached MFCCs, so each change is made in the feature domain rather than on the
+waveform, on the batch where it already lies (the GPU when training there):
+
+- tempo: each utterance is resampled along time by a factor drawn from ``tempo_factors`` (0.9,
+  1.0, 1.1 as in Ko et al. 2015's speed perturbation; here the pitch stays put); lengths follow.
+- gain: a waveform scaled by ``g`` dB raises every mel band's log power by ``g`` dB; the
+  orthonormal DCT's first basis vector is ``1 / sqrt(n_mels)`` in every band and the others
+  sum to zero, so only ``c0`` moves, by ``g * sqrt(n_mels)``. Deltas of a constant are zero.
+- SpecAugment (Park et al. 2019): time masks, and masks over cepstral coefficients applied the
+  same way to the delta blocks. Masked values become the training mean.
+
+Every draw comes from one generator seeded by the data module's ``seed``, so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from speechrnn.batch import IGNORE_INDEX, Batch
+from speechrnn.errors import SpeechRNNError
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """What to change in training batches; the defaults change nothing."""
+
+    time_masks: int = 0  # SpecAugment time masks per utterance
+    time_mask_frames: int = 10  # the widest time mask
+    coeff_masks: int = 0  # masks over cepstral coefficients per utterance
+    coeff_mask_width: int = 8  # the widest coefficient mask
+    tempo_factors: tuple[float, ...] = ()  # speed-up factors drawn per utterance; () for none
+    gain_db: float = 0.0  # the largest gain either way, drawn uniformly per utterance
+    seed: int = 0
+    n_mfcc: int = field(default=40, repr=False)
+    n_mels: int = field(default=40, repr=False)
+
+    def __post_init__(self) -> None:
+        if any(factor <= 0 for factor in self.tempo_factors):
+            raise SpeechRNNError(f"tempo_factors must be positive, got {list(self.tempo_factors)}")
+        if min(self.time_masks, self.time_mask_frames, self.coeff_masks, self.coeff_mask_width,
+               self.gain_db) < 0:
+            raise SpeechRNNError(f"augmentation counts, widths and gain_db must not be negative: {self}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.time_masks or self.coeff_masks or self.gain_db
+                    or any(factor != 1 for factor in self.tempo_factors))
+
+
+class Augmentation:
+    """Applies :class:`AugmentSettings` to a raw training batch; ``fill`` ``(F,)`` is what masks write."""
+
+    def __init__(self, settings: AugmentSettings) -> None:
+        self.settings = settings
+        self.generator: torch.Generator | None = None
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if self.generator is None or self.generator.device != device:
+            self.generator = torch.Generator(device).manual_seed(self.settings.seed)
+        return self.generator
+
+    def __call__(self, batch: Batch, fill: Tensor) -> Batch:
+        s = self.settings
+        if not s.active:
+            return batch
+        device = batch.feats.device
+        generator = self._generator(device)
+        size = len(batch.lengths)
+        if any(factor != 1 for factor in s.tempo_factors):
+            choice = torch.randint(len(s.tempo_factors), (size,), device=device, generator=generator)
+            batch = change_tempo(batch, torch.tensor(s.tempo_factors, device=device)[choice])
+        feats = batch.feats
+        if s.gain_db:
+            gain_db = (torch.rand(size, device=device, generator=generator) * 2 - 1) * s.gain_db  # (B,)
+            feats = add_gain(feats, batch.lengths, gain_db, s.n_mels)
+        fill = fill.to(feats.device)
+        if s.time_masks:
+            feats = time_mask(feats, batch.lengths, s.time_masks, s.time_mask_frames, fill, generator)
+        if s.coeff_masks:
+            feats = coeff_mask(feats, s.n_mfcc, s.coeff_masks, s.coeff_mask_width, fill, generator)
+        return batch._replace(feats=feats * valid_frames(batch.lengths, feats.shape[1])[..., None])
+
+
+def valid_frames(lengths: Tensor, steps: int) -> Tensor:
+    """``(B, T)``: True on each utterance's real frames."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def change_tempo(batch: Batch, factor: Tensor) -> Batch:
+    """Resample each utterance along time by its ``factor`` ``(B,)`` (> 1: faster, shorter).
+
+    Frame ``t`` of the result is frame ``t * factor`` of the source, interpolated linearly between
+    its neighbours; the new length is ``round(length / factor)`` (at least 1), and so is the
+    speech length. Framewise targets take the nearest source frame's label.
+    """
+    feats, lengths = batch.feats, batch.lengths  # (B, T, F), (B,)
+    device = feats.device
+    factor = factor.to(feats.dtype)
+    new_lengths = (lengths / factor).round().long().clamp_min(1)
+    steps = int(new_lengths.max())
+    source = torch.arange(steps, device=device)[None, :] * factor[:, None]  # (B, T')
+    source = torch.minimum(source, (lengths[:, None] - 1).clamp_min(0).to(source.dtype))
+    below = source.floor().long()
+    above = torch.minimum(below + 1, (lengths[:, None] - 1).clamp_min(0))
+    weight = (source - below)[..., None]  # (B, T', 1)
+    dim = feats.shape[-1]
+    resampled = ((1 - weight) * feats.gather(1, below[..., None].expand(-1, -1, dim))
+                 + weight * feats.gather(1, above[..., None].expand(-1, -1, dim)))
+    valid = valid_frames(new_lengths, steps)
+    targets = batch.targets
+    if targets.dim() == 2:
+        nearest = torch.minimum(source.round().long(), (lengths[:, None] - 1).clamp_min(0))
+        targets = targets.gather(1, nearest).masked_fill(~valid, IGNORE_INDEX)
+    speech_lengths = torch.minimum((batch.speech_lengths / factor).round().long().clamp_min(1), new_lengths)
+    return batch._replace(feats=resampled * valid[..., None], lengths=new_lengths, targets=targets,
+                          speech_lengths=speech_lengths)
+
+
+def add_gain(feats: Tensor, lengths: Tensor, gain_db: Tensor, n_mels: int) -> Tensor:
+    """Each utterance ``(B, T, F)`` as if its waveform were scaled by its ``gain_db`` ``(B,)``."""
+    offset = torch.zeros_like(feats[0, 0])  # (F,)
+    offset[0] = math.sqrt(n_mels)  # c0 only; see the module docstring
+    return feats + gain_db[:, None, None] * offset * valid_frames(lengths, feats.shape[1])[..., None]
+
+
+def time_mask(feats: Tensor, lengths: Tensor, count: int, max_frames: int, fill: Tensor,
+              generator: torch.Generator | None = None) -> Tensor:
+    """SpecAugment time masks: ``count`` spans of up to ``max_frames`` frames set to ``fill`` ``(F,)``."""
+    batch, steps, _ = feats.shape
+    device = feats.device
+    widths = torch.randint(0, max_frames + 1, (batch, count), device=device, generator=generator)
+    room = (lengths[:, None] - widths).clamp_min(0)  # (B, count)
+    starts = (torch.rand(batch, count, device=device, generator=generator) * (room + 1)).long()
+    t = torch.arange(steps, device=device)[None, None, :]  # (1, 1, T)
+    masked = ((t >= starts[..., None]) & (t < (starts + widths)[..., None])).any(1)  # (B, T)
+    return torch.where(masked[..., None], fill, feats)
+
+
+def coeff_mask(feats: Tensor, n_mfcc: int, count: int, max_width: int, fill: Tensor,
+               generator: torch.Generator | None = None) -> Tensor:
+    """SpecAugment's frequency masks applied to cepstral coefficients (and their deltas).
+
+    Masking MFCCs directly, as keyword-spotting models trained on MFCCs commonly do; the same
+    coefficients are masked in the static, delta and delta-delta blocks.
+    """
+    batch, _, dim = feats.shape
+    device = feats.device
+    widths = torch.randint(0, max_width + 1, (batch, count), device=device, generator=generator)
+    starts = (torch.rand(batch, count, device=device, generator=generator)
+              * (n_mfcc - widths + 1).clamp_min(1)).long()
+    c = torch.arange(n_mfcc, device=device)[None, None, :]  # (1, 1, n_mfcc)
+    masked = ((c >= starts[..., None]) & (c < (starts + widths)[..., None])).any(1)  # (B, n_mfcc)
+    masked = masked.repeat(1, dim // n_mfcc)  # (B, F): the same coefficients in every block
+    return torch.where(masked[:, None, :], fill, feats)

@@ -1,0 +1,141 @@
+"""Training-batch augmentation: tempo, gain, SpecAugment masks; seeded, and only ever on training batches."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+
+from speechrnn.batch import IGNORE_INDEX, Batch
+from speechrnn.data.augment import (
+    Augmentation,
+    AugmentSettings,
+    add_gain,
+    change_tempo,
+    coeff_mask,
+    time_mask,
+)
+from speechrnn.data.batching import PaddedBatches
+from speechrnn.data.features import MFCC, FeatureSettings
+from speechrnn.errors import SpeechRNNError
+from speechrnn.models.classifier import SpeechClassifier
+
+
+def ramp_batch(lengths: list[int], dim: int = 3, framewise: bool = False) -> Batch:
+    """Frame t of every utterance holds t + 1 in every feature; zeros past each length."""
+    steps = max(lengths)
+    lengths_t = torch.tensor(lengths)
+    valid = torch.arange(steps)[None, :] < lengths_t[:, None]
+    feats = (torch.arange(1.0, steps + 1)[None, :, None] * valid[..., None]).expand(-1, -1, dim).contiguous()
+    targets = (torch.arange(steps).repeat(len(lengths), 1).masked_fill(~valid, IGNORE_INDEX) if framewise
+               else torch.zeros(len(lengths), dtype=torch.long))
+    return Batch(feats, lengths_t, targets, lengths_t.clone(), torch.arange(len(lengths)))
+
+
+def test_time_masks_fill_whole_frames_inside_the_length():
+    feats = torch.ones(16, 50, 4)
+    lengths = torch.full((16,), 30)
+    fill = torch.full((4,), 7.0)
+    masked = time_mask(feats, lengths, count=2, max_frames=5, fill=fill, generator=torch.Generator().manual_seed(0))
+    filled = (masked == 7).all(-1)  # (B, T)
+    assert torch.all((masked == 7).any(-1) == filled)
+    assert filled.any() and not filled[:, 30:].any()
+    assert torch.all(filled.sum(1) <= 10)
+
+
+def test_coefficient_masks_hit_the_same_coefficients_in_every_delta_block():
+    feats = torch.ones(8, 5, 3 * 13)
+    masked = coeff_mask(feats, n_mfcc=13, count=1, max_width=4, fill=torch.zeros(39),
+                        generator=torch.Generator().manual_seed(0)).view(8, 5, 3, 13)
+    hit = masked == 0
+    assert hit.any()
+    assert torch.all(hit == hit[:, :1, :1, :])  # same coefficients for every frame and block
+
+
+def test_tempo_resamples_frames_and_keeps_lengths_consistent():
+    batch = ramp_batch([10, 7, 3], framewise=True)
+    out = change_tempo(batch, torch.tensor([2.0, 0.5, 1.0]))
+    assert out.lengths.tolist() == [5, 14, 3] and out.feats.shape == (3, 14, 3)
+    assert out.feats[0, :5, 0].tolist() == [1, 3, 5, 7, 9]  # every other frame
+    assert out.feats[1, :4, 0].tolist() == [1, 1.5, 2, 2.5]  # halfway frames interpolated
+    torch.testing.assert_close(out.feats[2, :3], batch.feats[2, :3])
+    valid = torch.arange(14)[None, :] < out.lengths[:, None]
+    assert torch.all(out.feats[~valid] == 0)
+    assert torch.equal(out.targets != IGNORE_INDEX, valid)  # framewise targets follow the lengths
+    assert out.targets[0, :5].tolist() == [0, 2, 4, 6, 8]
+    assert torch.all(out.speech_lengths <= out.lengths)
+
+
+def test_gain_in_the_mfcc_domain_matches_features_of_the_scaled_waveform():
+    settings = FeatureSettings(sample_rate=8000, n_mfcc=20, n_mels=40, deltas=True)
+    mfcc = MFCC(settings)
+    wave = torch.randn(4000, generator=torch.Generator().manual_seed(0)) * 0.1
+    wave = wave * torch.sin(torch.linspace(0, 3, 4000)).abs()  # a loudness envelope, like speech
+    gain_db = torch.tensor([6.0, -9.0])
+    louder = [mfcc((wave * 10 ** (g / 20))[None], torch.tensor([4000]))[0] for g in gain_db.tolist()]
+    (feats,) = mfcc(wave[None], torch.tensor([4000]))
+    batch = feats[None].repeat(2, 1, 1)  # (2, T, 60)
+    out = add_gain(batch, torch.tensor([len(feats)] * 2), gain_db, settings.n_mels)
+    torch.testing.assert_close(out, torch.stack(louder), atol=2e-3, rtol=1e-4)
+    assert (out - batch)[0, :, 0].mean() == pytest.approx(6.0 * math.sqrt(40), rel=1e-5)
+
+
+def test_augmentation_is_repeatable_under_a_seed_and_changes_with_it():
+    batch = ramp_batch([12, 9, 5, 12], dim=6)
+    fill = torch.zeros(6)
+
+    def augmented(seed: int) -> list[Batch]:
+        augment = Augmentation(AugmentSettings(time_masks=1, time_mask_frames=3, coeff_masks=1,
+                                               coeff_mask_width=2, tempo_factors=(0.9, 1.0, 1.1),
+                                               gain_db=6.0, seed=seed, n_mfcc=6, n_mels=8))
+        return [augment(batch, fill) for _ in range(3)]
+
+    first, again, other = augmented(1), augmented(1), augmented(2)
+    for a, b in zip(first, again):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(first[0].feats, first[1].feats)  # a new draw every batch
+    assert any(a.feats.shape != b.feats.shape or not torch.equal(a.feats, b.feats) for a, b in zip(first, other))
+
+
+def test_negative_settings_are_refused():
+    with pytest.raises(SpeechRNNError, match="tempo_factors"):
+        AugmentSettings(tempo_factors=(0.0, 1.0))
+    with pytest.raises(SpeechRNNError, match="gain_db"):
+        AugmentSettings(gain_db=-1.0)
+
+
+class SeenBatches(L.Callback):
+    """Keeps each batch as the model receives it, per stage."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[Batch]] = {"train": [], "val": [], "test": []}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen["train"].append(batch)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.seen["val"].append(batch)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.seen["test"].append(batch)
+
+
+@pytest.mark.parametrize("option", [{"time_masks": 2, "time_mask_frames": 4}, {"coeff_masks": 2, "coeff_mask_width": 3},
+                                    {"tempo_factors": [0.8, 1.25]}, {"gain_db": 6.0}])
+def test_each_augmentation_changes_training_batches_only(tmp_path, option):
+    from tones import ToneDataModule
+
+    dm = ToneDataModule(data_root=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"), **option)
+    model = SpeechClassifier(dm.labels, dm.feature_dim, hidden_size=8, num_layers=1)
+    seen = SeenBatches()
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[seen])
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm, verbose=False)
+    split_of = {"train": "train", "val": "validation", "test": "test"}
+    for stage, batches in seen.seen.items():
+        assert batches, stage
+        raw = PaddedBatches(dm.splits[split_of[stage]], framewise=False)
+        changed = [not torch.equal(batch.feats, raw[batch.indices.tolist()].feats) for batch in batches]
+        assert any(changed) if stage == "train" else not any(changed), stage

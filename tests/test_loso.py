@@ -1,0 +1,77 @@
+"""The leave-one-speaker-out pipeline on a tiny generated FSDD-style tree: folds, summary, resuming."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from speechrnn.errors import SpeechRNNError
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEAKERS = ["ann", "bob", "cyd"]
+RATE = 8000
+
+
+@pytest.fixture
+def loso(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    import pipelines.loso
+
+    return pipelines.loso
+
+
+def write_digits(root: Path) -> None:
+    """``root/fsdd/recordings/{digit}_{speaker}_{index}.wav``: digits 0-2 as tones, each voice a pitch shift."""
+    rng = np.random.default_rng(0)
+    folder = root / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    for s, speaker in enumerate(SPEAKERS):
+        for digit in range(3):
+            for index in range(7):  # 0-4 train, 5-6 validation unless the speaker is held out
+                t = np.arange(int(rng.uniform(0.1, 0.3) * RATE)) / RATE
+                wave = 0.4 * np.sin(2 * np.pi * 400 * (digit + 1) * (1 + 0.05 * s) * t)
+                sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave.astype(np.float32), RATE)
+
+
+def test_interval_is_students_t_over_speakers(loso):
+    low, high = loso.interval([0.8, 0.9, 1.0])
+    half = 4.3027 * 0.1 / 3**0.5  # t(0.975, 2 degrees of freedom) * sd / sqrt(n)
+    assert low == pytest.approx(0.9 - half, abs=1e-4) and high == pytest.approx(0.9 + half, abs=1e-4)
+
+
+def test_a_corpus_without_a_speakers_split_is_refused(loso, tmp_path):
+    config = tmp_path / "tones.yaml"
+    config.write_text(yaml.safe_dump({"data": {"class_path": "tones.ToneDataModule"}}))
+    with pytest.raises(SpeechRNNError, match="test_speakers"):
+        loso.corpus_speakers(config, str(tmp_path))
+
+
+def test_every_speaker_is_held_out_once_and_finished_folds_are_not_run_again(loso, tmp_path):
+    write_digits(tmp_path / "data")
+    out = tmp_path / "loso"
+    args = ["--out", str(out), "--cells", "gru", "--data_root", str(tmp_path / "data"), "--epochs", "1",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}", "--data.init_args.batch_size=8",
+            "--model.hidden_size=8", "--model.num_layers=1"]
+    loso.main(args)
+    results = json.loads((out / "results.json").read_text())["cells"]["gru"]
+    assert list(results["speakers"]) == SPEAKERS
+    low, high = results["ci95"]
+    assert low <= results["mean"] <= high
+    assert sum(count for _, count, _ in results["test"]["buckets"]) == len(SPEAKERS) * 3 * 7
+    for speaker in SPEAKERS:
+        config = yaml.safe_load((out / "gru" / speaker / "config.yaml").read_text())
+        assert config["data"]["init_args"]["test_speakers"] == [speaker]
+        assert config["trainer"]["logger"]["init_args"]["group"] == "loso"
+    table = (out / "table.md").read_text()
+    assert all(speaker in table for speaker in SPEAKERS) and "95% CI" in table
+    assert (out / "speakers.png").stat().st_size and (out / "accuracy_by_length.png").stat().st_size
+
+    finished = {s: (out / "gru" / s / "results.json").stat().st_mtime_ns for s in SPEAKERS}
+    (out / "gru" / "bob" / "results.json").unlink()  # as if stopped during that fold
+    loso.main(args)
+    again = {s: (out / "gru" / s / "results.json").stat().st_mtime_ns for s in SPEAKERS}
+    assert again["ann"] == finished["ann"] and again["cyd"] == finished["cyd"]
+    assert (out / "gru" / "bob" / "results.json").is_file()
