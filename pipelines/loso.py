@@ -33,9 +33,9 @@ import yaml
 from scipy.stats import t as student_t  # scipy comes with librosa
 from tqdm import tqdm
 
-from speechrnn.checkpoint import data_module_class
-from speechrnn.cli import run_lightning
+from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.compare import markdown_table, percent
+from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
 from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
 from speechrnn.tracking import default_wandb_mode
@@ -173,4 +173,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

@@ -38,7 +38,7 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from speechrnn.checkpoint import load_checkpoint
-from speechrnn.cli import run_lightning
+from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.data.chunks import read_chunks
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.streams import SCORED_SPLITS, featurise, read_timeline
@@ -278,4 +278,4 @@ def stream_files(run_dir: Path) -> dict[str, dict[str, Path]]:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)
