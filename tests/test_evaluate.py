@@ -142,3 +142,14 @@ def test_a_folder_with_some_of_the_checkpoints_labels_is_scored_on_those(run, tm
     assert scores["utterances"] == 4
     confusion = torch.tensor(scores["confusion"])
     assert confusion[1].sum() == 0 and confusion[[0, 2]].sum() == 4  # rows are the true classes
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "predict", "gradients"])
+@pytest.mark.parametrize("content", [b"hello, not a checkpoint\n", b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(64))])
+def test_a_text_or_audio_file_given_as_checkpoint_is_one_line(tool, content, tmp_path, capsys):
+    (tmp_path / "a.wav").write_bytes(content)
+    with pytest.raises(SystemExit) as exit_:
+        main([tool, str(tmp_path / "a.wav"), *([str(tmp_path / "a.wav")] if tool == "predict" else [])])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot read checkpoint {tmp_path / 'a.wav'}" in err and "weights_only=False" not in err
