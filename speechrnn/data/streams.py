@@ -36,7 +36,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import ClassVar
 
-import lightning as L
 import numpy as np
 import soundfile as sf
 import torch
@@ -102,36 +101,38 @@ class StreamDataModule(SpeechDataModule):
         batch_size: int = 64,
         seed: int = 0,
     ) -> None:
-        L.LightningDataModule.__init__(self)  # settings come from `keywords`, not from our arguments
         clash = sorted(set(filler_words) & set(keywords.labels))
         if clash or not filler_words:
             raise SpeechRNNError(f"filler_words must name non-keywords; {clash or 'none'} given as fillers")
         if not 0 < window_s[0] <= window_s[1]:
             raise SpeechRNNError(f"window_s must be [shortest, longest] seconds, got {list(window_s)}")
-        self.save_hyperparameters(ignore=["keywords", "fillers"])
-        self.hparams.update(asdict(keywords.features))  # the checkpoint names its feature settings
         self.keywords, self.fillers = keywords, fillers
-        self.name = f"{keywords.name}-stream"
-        self.task = "keyword"
-        self.features = keywords.features
-        self.labels = [*keywords.labels, BACKGROUND]
         self.filler_words = list(filler_words)
         self.window_s = tuple(window_s)
         self.positives, self.negatives, self.filler_negatives = positives, negatives, filler_negatives
         self.keyword_free_s = keyword_free_s
-        self.batch_size = batch_size
-        self.seed = seed
-        self.cache_dir = keywords.cache_dir
-        self.splits: dict[str, SplitFeatures] = {}
+        # the features, the corpus's location and the labels come from the keyword module
+        super().__init__(task="keyword", data_root=str(keywords.data_root), cache_dir=str(keywords.cache_dir),
+                         **asdict(keywords.features), batch_size=batch_size,
+                         length_buckets=self.window_buckets(keywords.features), seed=seed,
+                         feature_device=keywords.feature_device)
+        self.save_hyperparameters(ignore=["keywords", "fillers"])
+        self.name = f"{keywords.name}-stream"
+
+    def vocabulary(self) -> list[str]:
+        return [*self.keywords.labels, BACKGROUND]
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.keywords.corpus_dir
 
     @property
     def hop_s(self) -> float:
         return self.features.hop_ms / 1000
 
-    @property
-    def length_buckets(self) -> list[int]:
-        """Frames: the window range in quarters."""
-        low, high = (s / self.hop_s for s in self.window_s)
+    def window_buckets(self, features: FeatureSettings) -> list[int]:
+        """Length-bucket edges in frames: the window range in quarters."""
+        low, high = (s * 1000 / features.hop_ms for s in self.window_s)
         return [round(low + (high - low) * q) for q in (0.25, 0.5, 0.75)]
 
     # ----- composing the tapes -------------------------------------------------------------------
