@@ -37,7 +37,7 @@ from pipelines.sweep_report import write_report
 from speechrnn import tracking
 from speechrnn.callbacks import TrainingStability
 from speechrnn.cli import exit_on_user_error, run_lightning
-from speechrnn.errors import SpeechRNNError
+from speechrnn.errors import SpeechRNNError, TrainingDiverged
 from speechrnn.gradients import decay_factor, initialised_copy, input_gradient_norms
 from speechrnn.jsonio import write_json
 from speechrnn.learning_curve import LearningCurve
@@ -106,15 +106,25 @@ def record_path(out: Path, run: Run) -> Path:
 
 
 def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) -> dict:
-    """Fit and test one run, measure its gradient through time and write its record."""
+    """Fit and test one run, measure its gradient through time and write its record.
+
+    A run whose loss turned non-finite is recorded as diverged, with no accuracy: the grid goes on.
+    """
     run_dir = record_path(out, run).parent
-    cli = run_lightning([*fit_args(grid, run, frames, run_dir), *extra])
+    try:
+        cli = run_lightning([*fit_args(grid, run, frames, run_dir), *extra])
+    except TrainingDiverged as err:
+        tracking.finish_run(exit_code=1)
+        record = {**asdict(run), "name": run.name, "total_frames": frames, "diverged": True,
+                  "diverged_epoch": err.epoch, "val_acc": None, "test_acc": None, "hit_cap": False}
+        write_json(record_path(out, run), record)
+        return record
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     results = json.loads((run_dir / "results.json").read_text())
     score = trainer.checkpoint_callback.best_model_score
     curve = next(c for c in trainer.callbacks if isinstance(c, LearningCurve))
     stopper = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
-    record = {**asdict(run), "name": run.name, "total_frames": datamodule.total_frames[0],
+    record = {**asdict(run), "name": run.name, "total_frames": datamodule.total_frames[0], "diverged": False,
               "hop_ms": datamodule.features.hop_ms, "parameters": results["parameters"],
               "chrono_frames": model.hparams.chrono_frames, "patience": stopper.patience,
               "max_epochs": trainer.max_epochs,
@@ -190,7 +200,7 @@ def sweep(grid: dict, out: Path, extra: list[str], jobs: int) -> tuple[list[dict
     trials = [Run(v, grid["hidden_size"], selection["delay_s"], lr, selection["seed"])
               for v in grid["variants"] for lr in selection["learning_rates"]]
     tried = execute(grid, out, trials, frames, extra, jobs, "learning rates")
-    lrs = {v: max((r for r in tried if r["variant"] == v), key=lambda r: r["val_acc"])["lr"]  # first of ties
+    lrs = {v: max((r for r in tried if r["variant"] == v), key=lambda r: r["val_acc"] or 0.0)["lr"]  # first of ties
            for v in grid["variants"]}
     records = execute(grid, out, main_runs(grid, lrs), frames, extra, jobs, "sweep")
     unique = {r["name"]: r for r in tried + records}  # the chosen trial is also a main run

@@ -31,33 +31,49 @@ def interval95(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(records: list[dict], lrs: dict[str, float]) -> dict[tuple[str, int, float], dict]:
-    """Per (variant, hidden size, delay) at the variant's selected rate: accuracy over seeds and budget."""
+    """Per (variant, hidden size, delay) at the variant's selected rate: accuracy over seeds and budget.
+
+    Diverged runs (non-finite loss) are counted, not averaged: the mean is over the seeds that
+    trained, and None when none did.
+    """
     seeds = defaultdict(list)
+    parameters = {(r["variant"], r["hidden_size"]): r["parameters"] for r in records if not r.get("diverged")}
     for r in records:
         if r["lr"] == lrs[r["variant"]]:
             seeds[(r["variant"], r["hidden_size"], r["delay_s"])].append(r)
     summary = {}
     for key, runs in sorted(seeds.items()):
         runs.sort(key=lambda r: r["seed"])
-        mean, half = interval95([r["test_acc"] for r in runs])
+        trained = [r for r in runs if not r.get("diverged")]
+        mean, half = interval95([r["test_acc"] for r in trained]) if trained else (None, math.nan)
         summary[key] = {"mean": mean, "half_width": half, "n": len(runs), "accs": [r["test_acc"] for r in runs],
-                        "hit_cap": any(r["hit_cap"] for r in runs), "epochs": [r["epochs"] for r in runs],
-                        "best_epochs": [r["best_epoch"] for r in runs], "total_frames": runs[0]["total_frames"],
-                        "parameters": runs[0]["parameters"], "chrono_frames": runs[0]["chrono_frames"],
-                        "first_seed": runs[0]}
+                        "diverged": len(runs) - len(trained), "hit_cap": any(r["hit_cap"] for r in runs),
+                        "epochs": [r["epochs"] for r in trained], "best_epochs": [r["best_epoch"] for r in trained],
+                        "total_frames": runs[0]["total_frames"], "parameters": parameters.get(key[:2]),
+                        "chrono_frames": trained[0]["chrono_frames"] if trained else None,
+                        "first_seed": trained[0] if trained else None}
     return summary
+
+
+def hop_ms(records: list[dict]) -> float:
+    """The frame hop, from a run that trained (a diverged run's record has no data settings)."""
+    return next(r["hop_ms"] for r in records if not r.get("diverged"))
 
 
 def accuracy_cell(point: dict | None) -> str:
     if point is None:
         return "-"
+    if point["mean"] is None:
+        return f"diverged ({point['diverged']}/{point['n']})"
     half = "" if math.isnan(point["half_width"]) else f" ± {100 * point['half_width']:.1f}"
-    return f"{100 * point['mean']:.1f}{half}{CAP_MARK if point['hit_cap'] else ''}"
+    diverged = f" ({point['diverged']} of {point['n']} diverged)" if point["diverged"] else ""
+    return f"{100 * point['mean']:.1f}{half}{CAP_MARK if point['hit_cap'] else ''}{diverged}"
 
 
 def first_delay_below(summary: dict, variant: str, hidden: int, delays: list[float]) -> float | None:
-    """The shortest delay whose mean accuracy is under CHANCE_LINE."""
-    return next((d for d in delays if (p := summary.get((variant, hidden, d))) and p["mean"] < CHANCE_LINE), None)
+    """The shortest delay whose mean accuracy is under CHANCE_LINE (or where every seed diverged)."""
+    return next((d for d in delays if (p := summary.get((variant, hidden, d)))
+                 and (p["mean"] is None or p["mean"] < CHANCE_LINE)), None)
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -86,7 +102,7 @@ def accuracy_table(records: list[dict], summary: dict, grid: dict) -> list[str]:
         row.append(f"{crossing:g} s" if crossing is not None else f"none up to {max(delays):g} s")
     chrono = {d: p["chrono_frames"] for (_, _, d), p in summary.items() if p["chrono_frames"]}
     t_max = ", ".join(f"{d:g} s: {t} fr" for d, t in sorted(chrono.items())) or "no chrono variant"
-    note = (f"Frames of {records[0]['hop_ms']:g} ms; chance is 10%. The interval is mean ± t(0.975, n-1) s / "
+    note = (f"Frames of {hop_ms(records):g} ms; chance is 10%. The interval is mean ± t(0.975, n-1) s / "
             f"sqrt(n). {CAP_MARK} marks a cell where a seed used all {grid['max_epochs']} epochs (the cap) "
             f"instead of stopping early (patience {grid['patience']}): it might still have been learning. "
             f"Chrono T_max is the run's total length: {t_max}.")
@@ -98,7 +114,7 @@ def accuracy_table(records: list[dict], summary: dict, grid: dict) -> list[str]:
 
 def epochs_table(summary: dict, grid: dict) -> list[str]:
     rows = by_variant_and_delay(summary, grid, lambda p: f"{statistics.fmean(p['epochs']):.1f} "
-                                                         f"({statistics.fmean(p['best_epochs']):.1f})")
+                                f"({statistics.fmean(p['best_epochs']):.1f})" if p["epochs"] else "diverged")
     return [f"## Epochs used (mean over seeds; best epoch in brackets), cap {grid['max_epochs']}", "",
             *table(["variant", *(f"{d:g} s" for d in sorted(grid["delays_s"]))], rows)]
 
@@ -111,7 +127,7 @@ def selection_table(records: list[dict], lrs: dict[str, float], grid: dict) -> l
     def score(v: str, lr: float) -> str:
         if (v, lr) not in tried:
             return "-"
-        text = f"{100 * tried[(v, lr)]:.1f}"
+        text = "diverged" if tried[(v, lr)] is None else f"{100 * tried[(v, lr)]:.1f}"
         return f"**{text}**" if lr == lrs[v] else text
 
     rates = selection["learning_rates"]
@@ -123,9 +139,9 @@ def selection_table(records: list[dict], lrs: dict[str, float], grid: dict) -> l
 
 def gradient_table(summary: dict, grid: dict) -> list[str]:
     rows = by_variant_and_delay(summary, grid, lambda p: f"{p['first_seed']['decay_trained']:.3f} "
-                                                         f"({p['first_seed']['decay_init']:.3f})")
-    return [(f"## Gradient through time: fitted decay per step, trained (at initialisation), "
-            f"seed {grid['seeds'][0]}"), "", *table(["variant", *(f"{d:g} s" for d in sorted(grid["delays_s"]))], rows)]
+                                f"({p['first_seed']['decay_init']:.3f})" if p["first_seed"] else "diverged")
+    return [("## Gradient through time: fitted decay per step, trained (at initialisation), "
+            "first seed that trained"), "", *table(["variant", *(f"{d:g} s" for d in sorted(grid["delays_s"]))], rows)]
 
 
 def capacity_table(summary: dict, grid: dict) -> list[str]:
@@ -148,16 +164,20 @@ def capacity_table(summary: dict, grid: dict) -> list[str]:
 def plot_accuracy(summary: dict, grid: dict, hop_ms: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for v in grid["variants"]:
-        points = sorted((p["total_frames"], p) for (name, h, _), p in summary.items()
-                        if name == v and h == grid["hidden_size"])
+        points = sorted(((p["total_frames"], p) for (name, h, _), p in summary.items()
+                         if name == v and h == grid["hidden_size"] and p["mean"] is not None), key=lambda x: x[0])
         if points:
             ax.errorbar([f for f, _ in points], [100 * p["mean"] for _, p in points],
                         yerr=[0 if math.isnan(p["half_width"]) else 100 * p["half_width"] for _, p in points],
                         marker="o", capsize=3, label=v)
     ax.axhline(10, color="grey", ls=":", lw=1, label="chance")
     ax.axhline(100 * CHANCE_LINE, color="grey", ls="--", lw=0.8)
-    ax.set(xlabel=f"total sequence length (frames of {hop_ms:g} ms)", ylabel="test accuracy (%), 95% interval",
-           title="Delayed FSDD digits: accuracy against length", ylim=(0, 102))
+    ax.set(xlabel=f"total sequence length (frames of {hop_ms:g} ms, log scale)",
+           ylabel="test accuracy (%), 95% interval", title="Delayed FSDD digits: accuracy against length",
+           ylim=(0, 102), xscale="log")
+    lengths = sorted({p["total_frames"] for (_, h, _), p in summary.items() if h == grid["hidden_size"]})
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path, dpi=110)
@@ -169,7 +189,8 @@ def plot_capacity(summary: dict, grid: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(delays), figsize=(5 * len(delays), 4), sharey=True, squeeze=False)
     for ax, d in zip(axes[0], delays):
         for v in capacity["variants"]:
-            points = sorted((p["parameters"], p) for (name, _, delay), p in summary.items() if name == v and delay == d)
+            points = sorted(((p["parameters"], p) for (name, _, delay), p in summary.items()
+                             if name == v and delay == d and p["mean"] is not None), key=lambda x: x[0])
             ax.errorbar([n for n, _ in points], [100 * p["mean"] for _, p in points],
                         yerr=[0 if math.isnan(p["half_width"]) else 100 * p["half_width"] for _, p in points],
                         marker="o", capsize=3, label=v)
@@ -190,11 +211,11 @@ def write_report(records: list[dict], lrs: dict[str, float], grid: dict, out: Pa
         "first_delay_below_50": {v: first_delay_below(summary, v, hidden, delays) for v in grid["variants"]},
         "runs": records})
     (out / "table.md").write_text("\n".join(tables(records, summary, lrs, grid)))
-    hop_ms = records[0]["hop_ms"]
-    plot_accuracy(summary, grid, hop_ms, out / "accuracy_vs_length.png")
+    plot_accuracy(summary, grid, hop_ms(records), out / "accuracy_vs_length.png")
     if grid.get("capacity"):
         plot_capacity(summary, grid, out / "capacity.png")
     longest = max(delays)
     curves = {f"{v} {tag}": torch.tensor(p["first_seed"][f"grad_{tag}"])
-              for (v, h, d), p in summary.items() if h == hidden and d == longest for tag in ("init", "trained")}
+              for (v, h, d), p in summary.items() if h == hidden and d == longest and p["first_seed"]
+              for tag in ("init", "trained")}
     plot_gradient_norms(curves, out / "gradients.png", title=f"Gradient through time at {longest:g} s delay")

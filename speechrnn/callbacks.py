@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from speechrnn import tracking
-from speechrnn.errors import SpeechRNNError
+from speechrnn.errors import TrainingDiverged
 from speechrnn.gradients import decay_factor, input_gradient_norms
 
 
@@ -70,11 +70,10 @@ class TrainingStability(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         bad = int(self.counters["nonfinite_losses"])
         if bad:
-            raise SpeechRNNError(
+            raise TrainingDiverged(
                 f"training met {bad} non-finite loss(es) by epoch {trainer.current_epoch}; the run is stopped "
                 "and reports nothing. Lower model.lr, keep trainer.gradient_clip_val on, or check the "
-                "data for corrupt audio"
-            )
+                "data for corrupt audio", trainer.current_epoch)
 
     @property
     def stability(self) -> dict:

@@ -98,11 +98,14 @@ def log_gradient_curve(trainer, norms: Tensor, tag: str) -> None:
                 table, "distance", "grad_norm", title=f"||d loss / d x_t|| ({tag})")})
 
 
-def finish_run() -> None:
-    """Close the current W&B run, if any, so its files are written before the next run starts."""
+def finish_run(exit_code: int = 0) -> None:
+    """Close the current W&B run, if any, so its files are written before the next run starts.
+
+    ``exit_code`` 1 marks it failed in W&B (a diverged sweep run).
+    """
     wandb = _wandb()
     if wandb.run is not None:
-        wandb.finish(quiet=True)
+        wandb.finish(exit_code=exit_code)
 
 
 def _wandb():

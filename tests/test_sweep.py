@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from speechrnn.errors import TrainingDiverged
 from speechrnn.learning_curve import LearningCurve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +73,27 @@ def test_sweep_stops_early_records_the_budget_and_resumes(sweep_module, tmp_path
     sweep_module.main(["--grid", str(grid), "--out", str(out)])  # every record exists: nothing reruns
 
 
+def test_a_diverged_run_is_recorded_and_the_grid_goes_on(sweep_module, tmp_path, monkeypatch):
+    grid_path, out = tiny_grid(tmp_path), tmp_path / "sweep"
+    grid = yaml.safe_load(grid_path.read_text())
+    grid["variants"].pop("gru")
+    grid.pop("capacity")
+    grid_path.write_text(yaml.safe_dump(grid))
+    real_fit = sweep_module.run_lightning
+
+    def diverge_at_the_longer_delay(args):
+        if args[args.index("--data.init_args.delays_s") + 1] == "[0.2]":
+            raise TrainingDiverged("training met 3 non-finite loss(es) by epoch 0", 0)
+        return real_fit(args)
+
+    monkeypatch.setattr(sweep_module, "run_lightning", diverge_at_the_longer_delay)
+    sweep_module.main(["--grid", str(grid_path), "--out", str(out)])
+    runs = {r["delay_s"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert runs[0.2]["diverged"] and runs[0.2]["test_acc"] is None and runs[0.2]["diverged_epoch"] == 0
+    assert not runs[0.0]["diverged"] and 0 <= runs[0.0]["test_acc"] <= 1
+    assert "| gru-chrono | " in (table := (out / "table.md").read_text()) and "diverged (1/1)" in table
+
+
 def test_interval_is_the_t_interval_over_seeds(report_module):
     mean, half = report_module.interval95([0.8, 0.9, 1.0])
     # sd 0.1, t(0.975, 2) = 4.303: 4.303 * 0.1 / sqrt(3)
@@ -90,6 +112,16 @@ def test_a_cell_is_marked_when_any_seed_hit_the_cap(report_module):
     summary = report_module.summarise(records, {"lstm": 0.003})
     assert report_module.accuracy_cell(summary[("lstm", 64, 1.0)]).endswith(report_module.CAP_MARK)
     assert not report_module.accuracy_cell(summary[("lstm", 64, 2.0)]).endswith(report_module.CAP_MARK)
+    assert report_module.first_delay_below(summary, "lstm", 64, [1.0, 2.0]) == 2.0
+
+
+def test_diverged_seeds_are_counted_not_averaged(report_module):
+    records = [record(0, 0.9, False), record(1, 0.7, False), {**record(2, None, False), "diverged": True},
+               {**record(0, None, False, delay_s=2.0), "diverged": True}]
+    summary = report_module.summarise(records, {"lstm": 0.003})
+    assert summary[("lstm", 64, 1.0)]["mean"] == pytest.approx(0.8)
+    assert report_module.accuracy_cell(summary[("lstm", 64, 1.0)]).endswith("(1 of 3 diverged)")
+    assert report_module.accuracy_cell(summary[("lstm", 64, 2.0)]) == "diverged (1/1)"
     assert report_module.first_delay_below(summary, "lstm", 64, [1.0, 2.0]) == 2.0
 
 

@@ -54,7 +54,7 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     def __init__(self, lengths: Tensor, batch_size: int, shuffle: bool, seed: int = 0,
                  num_replicas: int = 1, rank: int = 0) -> None:
-        self.lengths = torch.as_tensor(lengths)
+        self.lengths = torch.as_tensor(lengths).cpu()  # the order is drawn on the host, wherever features lie
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
