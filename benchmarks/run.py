@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from benchmarks import extraction, training
 from benchmarks.baseline import baseline_loader
@@ -44,13 +45,24 @@ MODEL = {"cell": "gru", "hidden_size": 128, "num_layers": 2}
 BATCH_SIZE = 64
 STEP_TIME_LENGTHS = (50, 100, 200, 500, 1000)  # frames
 STEP_TIME_ENCODERS = ("rnn", "gru", "lstm", "mingru")
+AUGMENT_KEYS = ("time_masks", "time_mask_frames", "coeff_masks", "coeff_mask_width", "tempo_factors", "gain_db",
+                "vtlp")
+
+
+def augmentation(config: Path | None) -> dict:
+    """The training-batch augmentation arguments a data or experiment config sets (none without one)."""
+    if config is None:
+        return {}
+    init_args = (yaml.safe_load(config.read_text()) or {}).get("data", {}).get("init_args", {})
+    return {key: value for key, value in init_args.items() if key in AUGMENT_KEYS}
 
 
 def corpus(name: str, args: argparse.Namespace) -> SpeechDataModule:
     cache_dir = str(args.out / "cache")
+    augment = augmentation(args.augment)
     if name == "fsdd":
-        return FSDDDataModule(data_root=args.fsdd_root, cache_dir=cache_dir, batch_size=BATCH_SIZE)
-    return SynthDataModule(data_root=args.data_root, cache_dir=cache_dir, batch_size=BATCH_SIZE)
+        return FSDDDataModule(data_root=args.fsdd_root, cache_dir=cache_dir, batch_size=BATCH_SIZE, **augment)
+    return SynthDataModule(data_root=args.data_root, cache_dir=cache_dir, batch_size=BATCH_SIZE, **augment)
 
 
 def bench_training(dm: SpeechDataModule, repeats: int) -> dict:
@@ -146,6 +158,8 @@ def table(results: dict) -> str:
         ("evaluate utt/s (whole command)", "evaluate", "evaluate_utt_per_s", "{:,.0f}"),
     ]
     for label, section, key, fmt in metrics:
+        if any(section not in results["corpora"][name] for name in results["corpora"]):
+            continue  # left out with --skip
         cells = []
         for name in results["corpora"]:
             values = results["corpora"][name][section]
@@ -154,6 +168,10 @@ def table(results: dict) -> str:
         rows.append((label, *cells))
     lines = ["| " + " | ".join(row) + " |" for row in rows]
     lines.insert(1, "|" + "---|" * len(rows[0]))
+    if results["augmentation"]:
+        lines += ["", f"Our path trained with augmentation {results['augmentation']}; the baseline without."]
+    if "step_time_s" not in results:
+        return "\n".join(lines)
     steps = results["step_time_s"]
     lines += ["", "Forward+backward seconds per batch of 32 against length (frames), hidden 64:", "",
               "| encoder | " + " | ".join(str(n) for n in STEP_TIME_LENGTHS) + " |",
@@ -171,24 +189,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_root", default="data", help="where the embedded corpus is generated")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--augment", type=Path, help="train our path with this config's augmentation "
+                        "(e.g. configs/data/fsdd.yaml); the baseline never augments")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["packing", "extraction", "evaluate", "step_time"],
+                        help="leave these measurements out")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = {"machine": {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                            "processor": platform.processor() or platform.machine(),
                            "load_average": os.getloadavg(), "torch": torch.__version__},
-               "model": MODEL, "batch_size": BATCH_SIZE, "repeats": args.repeats, "corpora": {}}
+               "model": MODEL, "batch_size": BATCH_SIZE, "repeats": args.repeats,
+               "augmentation": augmentation(args.augment), "corpora": {}}
     for name in args.corpora:
         dm = corpus(name, args)
         dm.prepare_data()
         dm.setup("fit")
         section = {"training": bench_training(dm, args.repeats)}
         checkpoint = section["training"]["checkpoint"]
-        section["packing"] = bench_packing(dm, checkpoint, args.repeats)
-        section["extraction"] = bench_extraction(dm, args.repeats, args.out)
-        section["evaluate"] = bench_evaluate(dm, checkpoint, args.repeats)
+        if "packing" not in args.skip:
+            section["packing"] = bench_packing(dm, checkpoint, args.repeats)
+        if "extraction" not in args.skip:
+            section["extraction"] = bench_extraction(dm, args.repeats, args.out)
+        if "evaluate" not in args.skip:
+            section["evaluate"] = bench_evaluate(dm, checkpoint, args.repeats)
         results["corpora"][name] = section
-    results["step_time_s"] = bench_step_time()
+    if "step_time" not in args.skip:
+        results["step_time_s"] = bench_step_time()
     results["machine"]["load_average_after"] = os.getloadavg()
     results["wall_s"] = time.perf_counter() - started
     write_json(args.out / "bench.json", results)

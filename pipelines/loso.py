@@ -2,11 +2,13 @@
 
 Every speaker of the corpus is the test speaker in turn, for each encoder; each fold is one run of
 the same ``speechrnn fit`` a user types (the data config, ``configs/model/<cell>.yaml``,
-``configs/trainer/cpu.yaml``) with ``split: speakers`` and ``test_speakers: [<speaker>]``. One
-held-out speaker is one sample of the population of voices, so the summary is the mean over
-speakers with a 95% interval (Student's t over speakers). The run directory gets:
+``configs/trainer/cpu.yaml``) with ``test_speakers: [<speaker>]`` (and FSDD's ``split:
+speakers``). One held-out speaker is one sample of the population of voices, so the summary is
+the mean over speakers with a 95% interval (Student's t over speakers). A corpus with thousands
+of speakers (Speech Commands) is held out in ``--folds K`` groups of speakers instead. The run
+directory gets:
 
-- ``<cell>/<speaker>/``: each fold's run (config.yaml, checkpoints/, results.json);
+- ``<cell>/<speaker or fold>/``: each fold's run (config.yaml, checkpoints/, results.json);
 - ``results.json``: per encoder the mean, the interval, each speaker's accuracy, and the test
   utterances of all folds pooled into accuracy per length bucket;
 - ``table.md``, ``speakers.png`` (accuracy per speaker) and ``accuracy_by_length.png``.
@@ -15,12 +17,14 @@ A fold whose ``results.json`` exists is not run again, so an interrupted run res
 stopped. Extra arguments go to every fold's ``speechrnn fit``::
 
     python -m pipelines.loso --out runs/loso [--cells rnn gru lstm] [--data configs/data/fsdd.yaml]
-        [--data_root ROOT] [--epochs N] [--model.normalisation=utterance ...]
+        [--data_root ROOT] [--epochs N] [--folds K] [--model.normalisation=utterance ...]
+    python -m pipelines.loso --data configs/data/speech_commands.yaml --folds 5 --out runs/loso-sc
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import json
 import shutil
@@ -44,14 +48,21 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 CONFIDENCE = 0.95
 
 
-def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
-    """The speakers of the corpus ``data_config`` builds, from its data module's utterance list."""
+def speaker_data_class(data_config: Path) -> type:
+    """The data module class ``data_config`` builds; refused unless it can hold speakers out."""
     data = yaml.safe_load(data_config.read_text())["data"]
     data_class = data_module_class(data["class_path"], str(data_config))
     if "test_speakers" not in inspect.signature(data_class).parameters:
         raise SpeechRNNError(f"{data_class.__name__} ({data_config}) has no test_speakers argument, so no "
-                             "speaker can be held out; use a corpus with a speakers split, such as fsdd")
-    module = data_class(**{**data.get("init_args", {}), **({"data_root": data_root} if data_root else {})})
+                             "speaker can be held out; use a corpus with speaker ids, such as fsdd or speech_commands")
+    return data_class
+
+
+def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
+    """The speakers of the corpus ``data_config`` builds, from its data module's utterance list."""
+    data_class = speaker_data_class(data_config)
+    init_args = yaml.safe_load(data_config.read_text())["data"].get("init_args", {})
+    module = data_class(**{**init_args, **({"data_root": data_root} if data_root else {})})
     module.download()
     speakers = sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})
     if len(speakers) < 2:
@@ -59,9 +70,28 @@ def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
     return speakers
 
 
-def fit_fold(cell: str, speaker: str, run_dir: Path, data_config: Path, group: str,
+def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]]:
+    """Fold name -> the speakers it holds out: one speaker per fold, or ``folds`` groups.
+
+    Groups are dealt round-robin from the speakers ordered by a hash of their id, so every fold
+    has a share of the speakers that does not depend on how the ids sort (a corpus with thousands
+    of speakers, such as Speech Commands, needs groups).
+    """
+    if folds is None:
+        return {speaker: [speaker] for speaker in speakers}
+    if not 2 <= folds <= len(speakers):
+        raise SpeechRNNError(f"--folds {folds} must be between 2 and the number of speakers ({len(speakers)})")
+    ordered = sorted(speakers, key=lambda speaker: hashlib.sha1(speaker.encode()).hexdigest())
+    return {f"fold{k + 1}": sorted(ordered[k::folds]) for k in range(folds)}
+
+
+def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_config: Path, group: str,
              overrides: list[str]) -> dict:
-    """One fold through the CLI, unless its results.json is there already; returns that file."""
+    """One fold through the CLI, unless its results.json is there already; returns that file.
+
+    A corpus with a ``split`` argument (FSDD) is switched to its speakers split; the others
+    (Speech Commands) hold out ``test_speakers`` by that argument alone.
+    """
     results = run_dir / "results.json"
     if not results.is_file():
         shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
@@ -70,11 +100,12 @@ def fit_fold(cell: str, speaker: str, run_dir: Path, data_config: Path, group: s
             "--config", str(data_config),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
             "--config", str(CONFIGS / "trainer/cpu.yaml"),
-            "--data.init_args.split=speakers",
-            f"--data.init_args.test_speakers=[{speaker}]",
+            *(["--data.init_args.split=speakers"]
+              if "split" in inspect.signature(speaker_data_class(data_config)).parameters else []),
+            f"--data.init_args.test_speakers={json.dumps(held_out)}",
             "--trainer.enable_progress_bar=false",
             "--trainer.logger.init_args.group", group,
-            "--trainer.logger.init_args.name", f"loso-{cell}-{speaker}",
+            "--trainer.logger.init_args.name", f"loso-{cell}-{fold}",
             "--run_dir", str(run_dir),
             *overrides,
         ])
@@ -148,6 +179,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--data", type=Path, default=CONFIGS / "data/fsdd.yaml", help="the data config")
     parser.add_argument("--data_root", help="the folder holding the corpus (default $SPEECHRNN_DATA_ROOT)")
     parser.add_argument("--speakers", nargs="+", help="hold out only these (default: every speaker)")
+    parser.add_argument("--folds", type=int, help="hold out this many groups of speakers in turn instead of one "
+                        "speaker at a time (for corpora with many speakers)")
     parser.add_argument("--epochs", type=int, help="override the trainer's epoch budget")
     args, overrides = parser.parse_known_args(argv)  # the rest is checked by `speechrnn fit`
     default_wandb_mode()
@@ -156,15 +189,16 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(1)
     overrides += [f"--data.init_args.data_root={args.data_root}"] if args.data_root else []
     overrides += [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
-    speakers = args.speakers or corpus_speakers(args.data, args.data_root)
+    speaker_data_class(args.data)  # refuses a corpus without speakers before anything runs
+    held_out = speaker_folds(args.speakers or corpus_speakers(args.data, args.data_root), args.folds)
     started = time.perf_counter()
     folds: dict[str, dict[str, dict]] = {cell: {} for cell in args.cells}
-    todo = [(cell, speaker) for cell in args.cells for speaker in speakers]
-    with tqdm(todo, unit="fold", desc="leave one speaker out") as progress:
-        for cell, speaker in progress:
-            progress.set_postfix_str(f"{cell}, test speaker {speaker}")
-            fold = fit_fold(cell, speaker, args.out / cell / speaker, args.data, args.out.name, overrides)
-            folds[cell][speaker] = fold
+    todo = [(cell, fold) for cell in args.cells for fold in held_out]
+    with tqdm(todo, unit="fold", desc="leave speakers out") as progress:
+        for cell, fold in progress:
+            progress.set_postfix_str(f"{cell}, test {fold}")
+            folds[cell][fold] = fit_fold(cell, fold, held_out[fold], args.out / cell / fold, args.data,
+                                         args.out.name, overrides)
     table = write_report(args.out, summarise(folds), overrides)
     print(f"\n{table}\n")
     print(f"leave-one-speaker-out finished in {time.perf_counter() - started:.0f} s; results in {args.out}/ "

@@ -42,6 +42,17 @@ def test_interval_is_students_t_over_speakers(loso):
     assert low == pytest.approx(0.9 - half, abs=1e-4) and high == pytest.approx(0.9 + half, abs=1e-4)
 
 
+def test_speaker_folds_deal_every_speaker_into_one_group(loso):
+    speakers = ["a", "b", "c", "d", "e"]
+    assert loso.speaker_folds(speakers, None) == {s: [s] for s in speakers}
+    groups = loso.speaker_folds(speakers, 2)
+    assert list(groups) == ["fold1", "fold2"] and sorted(len(g) for g in groups.values()) == [2, 3]
+    assert sorted(groups["fold1"] + groups["fold2"]) == speakers
+    for folds in (1, 6):
+        with pytest.raises(SpeechRNNError, match="--folds"):
+            loso.speaker_folds(speakers, folds)
+
+
 def test_a_corpus_without_a_speakers_split_is_refused(loso, tmp_path):
     config = tmp_path / "tones.yaml"
     config.write_text(yaml.safe_dump({"data": {"class_path": "tones.ToneDataModule"}}))

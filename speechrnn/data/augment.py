@@ -1,10 +1,15 @@
-"""Training-only augmentation of raw MFCC batches on their device: tempo, gain, SpecAugment masks.
+"""Training-only augmentation of raw MFCC batches on their device: tempo, vocal tract, gain, masks.
 
 The features are cached MFCCs, so each change is made in the feature domain rather than on the
 waveform, on the batch where it already lies (the GPU when training there):
 
 - tempo: each utterance is resampled along time by a factor drawn from ``tempo_factors`` (0.9,
   1.0, 1.1 as in Ko et al. 2015's speed perturbation; here the pitch stays put); lengths follow.
+- vocal tract length perturbation (VTLP, Jaitly & Hinton 2013): each utterance's spectrum is
+  warped along frequency by a factor drawn from ``[1 - vtlp, 1 + vtlp]``, as if a longer or
+  shorter vocal tract had spoken it. The cepstrum is a linear map of the log-mel spectrum (the
+  orthonormal DCT), and so is a warp of it (interpolation between mel bands), so the whole
+  change is one ``n_mfcc x n_mfcc`` matrix per utterance, applied to every delta block.
 - gain: a waveform scaled by ``g`` dB raises every mel band's log power by ``g`` dB; the
   orthonormal DCT's first basis vector is ``1 / sqrt(n_mels)`` in every band and the others
   sum to zero, so only ``c0`` moves, by ``g * sqrt(n_mels)``. Deltas of a constant are zero.
@@ -19,7 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy
 import torch
+import torchaudio.functional as AF
 from torch import Tensor
 
 from speechrnn.batch import IGNORE_INDEX, Batch
@@ -36,20 +43,24 @@ class AugmentSettings:
     coeff_mask_width: int = 8  # the widest coefficient mask
     tempo_factors: tuple[float, ...] = ()  # speed-up factors drawn per utterance; () for none
     gain_db: float = 0.0  # the largest gain either way, drawn uniformly per utterance
+    vtlp: float = 0.0  # the largest frequency warp either way (0.1: factors 0.9 to 1.1)
     seed: int = 0
     n_mfcc: int = field(default=40, repr=False)
     n_mels: int = field(default=40, repr=False)
+    sample_rate: int = field(default=16000, repr=False)
 
     def __post_init__(self) -> None:
         if any(factor <= 0 for factor in self.tempo_factors):
             raise SpeechRNNError(f"tempo_factors must be positive, got {list(self.tempo_factors)}")
         if min(self.time_masks, self.time_mask_frames, self.coeff_masks, self.coeff_mask_width,
-               self.gain_db) < 0:
-            raise SpeechRNNError(f"augmentation counts, widths and gain_db must not be negative: {self}")
+               self.gain_db, self.vtlp) < 0:
+            raise SpeechRNNError(f"augmentation counts, widths, gain_db and vtlp must not be negative: {self}")
+        if self.vtlp >= 0.5:
+            raise SpeechRNNError(f"vtlp {self.vtlp} warps frequency by more than half; use 0.05 to 0.2")
 
     @property
     def active(self) -> bool:
-        return bool(self.time_masks or self.coeff_masks or self.gain_db
+        return bool(self.time_masks or self.coeff_masks or self.gain_db or self.vtlp
                     or any(factor != 1 for factor in self.tempo_factors))
 
 
@@ -76,6 +87,9 @@ class Augmentation:
             choice = torch.randint(len(s.tempo_factors), (size,), device=device, generator=generator)
             batch = change_tempo(batch, torch.tensor(s.tempo_factors, device=device)[choice])
         feats = batch.feats
+        if s.vtlp:
+            alpha = 1 + (torch.rand(size, device=device, generator=generator) * 2 - 1) * s.vtlp  # (B,)
+            feats = warp_vocal_tract(feats, alpha, s.n_mfcc, s.n_mels, s.sample_rate)
         if s.gain_db:
             gain_db = (torch.rand(size, device=device, generator=generator) * 2 - 1) * s.gain_db  # (B,)
             feats = add_gain(feats, batch.lengths, gain_db, s.n_mels)
@@ -120,6 +134,45 @@ def change_tempo(batch: Batch, factor: Tensor) -> Batch:
     speech_lengths = torch.minimum((batch.speech_lengths / factor).round().long().clamp_min(1), new_lengths)
     return batch._replace(feats=resampled * valid[..., None], lengths=new_lengths, targets=targets,
                           speech_lengths=speech_lengths)
+
+
+def vtlp_band_warp(alpha: float, n_mels: int, sample_rate: int, boundary: float = 0.8) -> Tensor:
+    """``(n_mels, n_mels)``: row ``i`` interpolates the source bands at band ``i``'s warped centre.
+
+    Band ``i`` of the result reads the source spectrum at ``w(f_i)``, where ``f_i`` is its centre
+    (HTK mel bands from 0 Hz to Nyquist, as ``features.MFCC`` uses) and ``w`` is VTLP's
+    piecewise-linear warp: ``w(f) = alpha * f`` up to ``boundary`` of Nyquist (scaled so that it
+    stays inside the band), then a straight line that maps Nyquist to itself.
+    """
+    nyquist = sample_rate / 2
+    mels = torch.linspace(0.0, 2595 * math.log10(1 + nyquist / 700), n_mels + 2, dtype=torch.float64)
+    centres = 700 * (10 ** (mels[1:-1] / 2595) - 1)  # Hz
+    knee = boundary * nyquist * min(alpha, 1.0) / alpha
+    warped = torch.where(centres <= knee, alpha * centres,
+                         nyquist - (nyquist - alpha * knee) / (nyquist - knee) * (nyquist - centres))
+    position = torch.from_numpy(numpy.interp(warped.numpy(), centres.numpy(), numpy.arange(n_mels)))
+    below = position.floor().long().clamp(0, n_mels - 1)
+    above = (below + 1).clamp(max=n_mels - 1)
+    weight = position - below
+    matrix = torch.zeros(n_mels, n_mels, dtype=torch.float64)
+    rows = torch.arange(n_mels)
+    matrix[rows, below] += 1 - weight
+    matrix[rows, above] += weight
+    return matrix
+
+
+def warp_vocal_tract(feats: Tensor, alpha: Tensor, n_mfcc: int, n_mels: int, sample_rate: int) -> Tensor:
+    """Each utterance ``(B, T, F)`` with its spectrum warped by its ``alpha`` ``(B,)`` (VTLP).
+
+    Cepstra ``c = L D`` (log-mel ``L``, orthonormal DCT ``D`` of ``n_mels x n_mfcc``); the band
+    warp ``W`` acts on ``L = c D^T`` (exact when ``n_mfcc == n_mels``, the smoothed spectrum
+    otherwise), so the warped cepstra are ``c D^T W^T D``. The same matrix serves every delta block.
+    """
+    dct = AF.create_dct(n_mfcc, n_mels, "ortho").double()  # (n_mels, n_mfcc)
+    maps = torch.stack([dct.T @ vtlp_band_warp(a, n_mels, sample_rate).T @ dct for a in alpha.tolist()])
+    batch, steps, dim = feats.shape
+    blocks = feats.reshape(batch, steps * (dim // n_mfcc), n_mfcc)
+    return (blocks @ maps.to(feats)).reshape(batch, steps, dim)
 
 
 def add_gain(feats: Tensor, lengths: Tensor, gain_db: Tensor, n_mels: int) -> Tensor:

@@ -73,7 +73,8 @@ class SpeechDataModule(L.LightningDataModule):
         coeff_masks, coeff_mask_width: masks over cepstral coefficients, and the widest.
         tempo_factors: tempo changes drawn per training utterance (e.g. ``[0.9, 1.0, 1.1]``).
         gain_db: the largest gain (dB) either way applied to a training utterance.
-            All four act on training batches on the device; see :mod:`speechrnn.data.augment`.
+        vtlp: the largest vocal-tract warp of the frequency axis either way (0.1: factors 0.9-1.1).
+            All five act on training batches on the device; see :mod:`speechrnn.data.augment`.
         feature_device: where the feature arrays live during training. ``cuda``: on the training
             GPU, so batches are gathered there; ``cpu``: in RAM, batches pinned for the copy;
             ``auto``: on the GPU when the trainer uses one and the arrays fit in a share of its
@@ -106,6 +107,7 @@ class SpeechDataModule(L.LightningDataModule):
         coeff_mask_width: int = 8,
         tempo_factors: list[float] = [],  # noqa: B006
         gain_db: float = 0.0,
+        vtlp: float = 0.0,
     ) -> None:
         super().__init__()
         if task not in self.tasks:
@@ -133,7 +135,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.feature_device = feature_device
         self.augmentation = Augmentation(AugmentSettings(
             time_masks, time_mask_frames, coeff_masks, coeff_mask_width, tuple(tempo_factors), gain_db,
-            seed, n_mfcc, n_mels))
+            vtlp, seed, n_mfcc, n_mels, sample_rate))
         self.labels = self.vocabulary()
         self.splits: dict[str, SplitFeatures] = {}
 
@@ -256,6 +258,12 @@ class SpeechDataModule(L.LightningDataModule):
         return device
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if not len(self.splits[split]):
+            # an empty loader would fail inside Lightning with an indexing error, or score nothing
+            raise SpeechRNNError(
+                f"{self.name}'s {split} split is empty under these arguments {self.arguments}; every "
+                f"{split} utterance was moved elsewhere (held-out speakers?) or none was found"
+            )
         trainer = self.trainer
         sampler = LengthBucketSampler(
             self.splits[split].lengths,

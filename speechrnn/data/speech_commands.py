@@ -103,6 +103,9 @@ class SpeechCommandsDataModule(SpeechDataModule):
             ``n_mfcc == n_mels`` and no deltas (the mixing inverts the DCT).
         noise_snr_db: range of the signal-to-noise ratio, in dB, drawn uniformly per clip.
         time_shift_ms: largest random shift of a training clip, either way.
+        test_speakers: speaker ids (the part of a file name before ``_nohash_``) whose clips are
+            the test split, every word of them; the other speakers' official test clips then join
+            training. For speaker folds (``pipelines/loso.py --folds``); empty: the official split.
     """
 
     name: ClassVar[str] = "speech_commands"
@@ -117,6 +120,7 @@ class SpeechCommandsDataModule(SpeechDataModule):
         noise_probability: float = 0.0,
         noise_snr_db: tuple[float, float] = (0.0, 20.0),
         time_shift_ms: float = 0.0,
+        test_speakers: list[str] = [],  # noqa: B006 (jsonargparse reads the default)
         **kwargs,
     ) -> None:
         if version not in SHA256:
@@ -132,6 +136,7 @@ class SpeechCommandsDataModule(SpeechDataModule):
         self.noise_probability = noise_probability
         self.noise_snr_db = tuple(noise_snr_db)
         self.time_shift_ms = time_shift_ms
+        self.test_speakers = sorted(set(test_speakers))
         super().__init__(**kwargs)
         settings = self.features
         if noise_probability > 0 and (settings.n_mfcc != settings.n_mels or settings.deltas):
@@ -179,20 +184,21 @@ class SpeechCommandsDataModule(SpeechDataModule):
             )
         split_of = {name: "validation" for name in self._read_list("validation_list.txt")}
         split_of |= {name: "test" for name in self._read_list("testing_list.txt")}
+        held_out = set(self.test_speakers)
         clips = []
         for word in WORDS[self.version]:
             for path in sorted((self.tree_dir / word).glob("*.wav")):
                 relative = f"{word}/{path.name}"
-                clips.append(
-                    Utterance(
-                        key=relative,
-                        path=path,
-                        split=split_of.get(relative, "train"),
-                        label=word,
-                        speaker=path.name.split("_nohash_")[0],
-                        pad_to_s=self.pad_to_s,
-                    )
-                )
+                speaker = path.name.split("_nohash_")[0]
+                split = split_of.get(relative, "train")
+                if held_out:
+                    split = "test" if speaker in held_out else ("train" if split == "test" else split)
+                clips.append(Utterance(key=relative, path=path, split=split, label=word, speaker=speaker,
+                                       pad_to_s=self.pad_to_s))
+        absent = held_out - {clip.speaker for clip in clips}
+        if absent:
+            raise SpeechRNNError(f"Speech Commands test_speakers {sorted(absent)} have no clips in {self.tree_dir}; "
+                                 "name speaker ids as they start the file names (<id>_nohash_<n>.wav)")
         return clips
 
     def _read_list(self, filename: str) -> list[str]:

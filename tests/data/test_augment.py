@@ -1,4 +1,4 @@
-"""Training-batch augmentation: tempo, gain, SpecAugment masks; seeded, and only ever on training batches."""
+"""Training-batch augmentation: tempo, VTLP, gain, SpecAugment masks; seeded, and only ever on training batches."""
 
 import math
 
@@ -14,6 +14,8 @@ from speechrnn.data.augment import (
     change_tempo,
     coeff_mask,
     time_mask,
+    vtlp_band_warp,
+    warp_vocal_tract,
 )
 from speechrnn.data.batching import PaddedBatches
 from speechrnn.data.features import MFCC, FeatureSettings
@@ -80,6 +82,27 @@ def test_gain_in_the_mfcc_domain_matches_features_of_the_scaled_waveform():
     assert (out - batch)[0, :, 0].mean() == pytest.approx(6.0 * math.sqrt(40), rel=1e-5)
 
 
+def tone_mfcc(freq: float, settings: FeatureSettings) -> torch.Tensor:
+    t = torch.arange(settings.sample_rate) / settings.sample_rate
+    (feats,) = MFCC(settings)(0.5 * torch.sin(2 * math.pi * freq * t)[None], torch.tensor([settings.sample_rate]))
+    return feats
+
+
+@pytest.mark.parametrize("alpha", [0.9, 1.1])
+def test_vtlp_moves_a_tone_as_a_vocal_tract_of_that_length_would(alpha):
+    """Warped by alpha, a tone at f lands in the mel band of a real tone at f / alpha; 1 changes nothing."""
+    settings = FeatureSettings(sample_rate=8000, n_mfcc=40, n_mels=40, deltas=True)
+    dct = torch.linalg.pinv(MFCC(settings).dct)  # cepstra -> log-mel bands
+    for freq in (500.0, 1000.0, 2000.0):
+        feats = tone_mfcc(freq, settings)[None]  # (1, T, 120)
+        warped = warp_vocal_tract(feats, torch.tensor([alpha]), 40, 40, 8000)[0]
+        band = int((warped[:, :40] @ dct).mean(0).argmax())
+        assert band == int((tone_mfcc(freq / alpha, settings)[:, :40] @ dct).mean(0).argmax())
+        assert band != int((feats[0, :, :40] @ dct).mean(0).argmax())
+    torch.testing.assert_close(warp_vocal_tract(feats, torch.tensor([1.0]), 40, 40, 8000), feats, atol=1e-3, rtol=1e-4)
+    assert torch.allclose(vtlp_band_warp(1.0, 40, 8000), torch.eye(40, dtype=torch.float64))
+
+
 def test_augmentation_is_repeatable_under_a_seed_and_changes_with_it():
     batch = ramp_batch([12, 9, 5, 12], dim=6)
     fill = torch.zeros(6)
@@ -87,7 +110,7 @@ def test_augmentation_is_repeatable_under_a_seed_and_changes_with_it():
     def augmented(seed: int) -> list[Batch]:
         augment = Augmentation(AugmentSettings(time_masks=1, time_mask_frames=3, coeff_masks=1,
                                                coeff_mask_width=2, tempo_factors=(0.9, 1.0, 1.1),
-                                               gain_db=6.0, seed=seed, n_mfcc=6, n_mels=8))
+                                               gain_db=6.0, vtlp=0.1, seed=seed, n_mfcc=6, n_mels=8))
         return [augment(batch, fill) for _ in range(3)]
 
     first, again, other = augmented(1), augmented(1), augmented(2)
@@ -102,6 +125,8 @@ def test_negative_settings_are_refused():
         AugmentSettings(tempo_factors=(0.0, 1.0))
     with pytest.raises(SpeechRNNError, match="gain_db"):
         AugmentSettings(gain_db=-1.0)
+    with pytest.raises(SpeechRNNError, match="vtlp"):
+        AugmentSettings(vtlp=0.6)
 
 
 class SeenBatches(L.Callback):
@@ -121,7 +146,8 @@ class SeenBatches(L.Callback):
 
 
 @pytest.mark.parametrize("option", [{"time_masks": 2, "time_mask_frames": 4}, {"coeff_masks": 2, "coeff_mask_width": 3},
-                                    {"tempo_factors": [0.8, 1.25]}, {"gain_db": 6.0}])
+                                    {"tempo_factors": [0.8, 1.25]}, {"gain_db": 6.0},
+                                    {"vtlp": 0.1}])
 def test_each_augmentation_changes_training_batches_only(tmp_path, option):
     from tones import ToneDataModule
 

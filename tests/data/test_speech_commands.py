@@ -96,6 +96,53 @@ def test_official_lists_decide_validation_and_test(tree, commands):
     assert {u.speaker for u in utterances} == {f"s{i}" for i in range(CLIPS_PER_WORD)}
 
 
+def test_an_empty_split_is_refused_before_training(tree, commands):
+    dm = commands(test_speakers=["s4"], prepare=True)  # s4 is the tree's only validation speaker
+    with pytest.raises(SpeechRNNError, match="validation split is empty"):
+        dm.val_dataloader()
+
+
+def test_held_out_speakers_are_the_test_split_and_the_official_test_clips_train(tree, commands):
+    utterances = commands(test_speakers=["s1"]).utterances()
+    by_split = {split: {u.speaker for u in utterances if u.split == split} for split in ("train", "validation", "test")}
+    assert by_split == {"test": {"s1"}, "validation": {"s4"}, "train": {"s0", "s2", "s3", "s5"}}
+    assert Counter(u.split for u in utterances) == {"train": 35 * 4, "validation": 35, "test": 35}
+    with pytest.raises(SpeechRNNError, match=r"test_speakers \['nobody'\].*_nohash_"):
+        commands(test_speakers=["nobody"]).utterances()
+
+
+def test_speaker_folds_run_on_speech_commands(tree, tmp_path, monkeypatch):
+    """``pipelines/loso.py --folds 2``: five speakers held out in two groups, through the CLI.
+
+    s4, the one validation speaker of the tree, is not held out, so validation is never empty.
+    """
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    from pipelines import loso
+
+    config = tmp_path / "commands.yaml"
+    config.write_text(yaml.safe_dump({"data": {"class_path": "speechrnn.data.speech_commands.SpeechCommandsDataModule",
+                                               "init_args": {"data_root": str(tmp_path / "data"),
+                                                             "cache_dir": str(tmp_path / "cache"),
+                                                             "n_mfcc": 13, "n_mels": 20}}}))
+    out = tmp_path / "loso"
+    speakers = ["s0", "s1", "s2", "s3", "s5"]
+    loso.main(["--data", str(config), "--speakers", *speakers, "--folds", "2", "--cells", "gru", "--out", str(out),
+               "--epochs", "1",
+               "--data.init_args.batch_size=32", "--model.hidden_size=8", "--model.num_layers=1"])
+    held_out = [yaml.safe_load((out / "gru" / fold / "config.yaml").read_text())["data"]["init_args"]["test_speakers"]
+                for fold in ("fold1", "fold2")]
+    assert sorted(held_out[0] + held_out[1]) == speakers
+    assert sorted(len(group) for group in held_out) == [2, 3]
+    results = json.loads((out / "results.json").read_text())["cells"]["gru"]
+    assert list(results["speakers"]) == ["fold1", "fold2"]
+    assert sum(count for _, count, _ in results["test"]["buckets"]) == 35 * len(speakers)  # each clip tested once
+
+
 def test_word_clips_are_padded_to_one_second(tree, commands):
     utterances = commands().utterances()
     short = [u for u in utterances if sf.info(str(u.path)).duration < 1.0]
