@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """The wheel built from this checkout, installed (without dependencies) into its own folder."""
+    """The wheel built from this checkout, installed (without dependencies) into its own folder.
+
+    It is built from a copy of the files git sees (tracked, or new and not ignored): built in
+    place, setuptools would reuse the checkout's ``build/`` folder and ship files deleted since.
+    """
     scratch = tmp_path_factory.mktemp("wheel")
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            check=True, capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():  # a deleted file not yet committed is still listed
+            (scratch / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, scratch / "src" / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", scratch / "dist", str(ROOT)],
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", scratch / "dist", scratch / "src"],
                    check=True, cwd=scratch, capture_output=True)
     wheel = next((scratch / "dist").glob("speechrnn-*.whl"))
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", scratch / "site", wheel],
