@@ -7,7 +7,7 @@ overrides; ``gate_init: chrono`` gets ``chrono_frames`` = the run's total length
 Budget: early stopping on ``val/acc`` (``patience`` epochs) under a cap of ``max_epochs``.
 Learning rate: each variant tries every ``lr_selection.learning_rates`` on one seed at one
 reference delay (main hidden size); the best validation accuracy (first of ties) is then used
-for all of that variant's runs. A run whose ``record.json`` exists is skipped, so an interrupted
+for all of that variant's runs. A variant with its own ``lr`` (one another grid selected) skips it. A run whose ``record.json`` exists is skipped, so an interrupted
 sweep resumes; records are written atomically. ``--jobs N`` fits N runs at once in worker
 processes of one torch thread each. ``pipelines/sweep_report.py`` writes the tables and figures.
 
@@ -197,11 +197,12 @@ def sweep(grid: dict, out: Path, extra: list[str], jobs: int) -> tuple[list[dict
     selection = grid["lr_selection"]
     delays = sorted({*grid["delays_s"], selection["delay_s"], *grid.get("capacity", {}).get("delays_s", [])})
     frames = prepare_data(grid["data_config"], delays)
+    fixed = {v: spec["lr"] for v, spec in grid["variants"].items() if "lr" in spec}  # chosen by another grid
     trials = [Run(v, grid["hidden_size"], selection["delay_s"], lr, selection["seed"])
-              for v in grid["variants"] for lr in selection["learning_rates"]]
+              for v in grid["variants"] if v not in fixed for lr in selection["learning_rates"]]
     tried = execute(grid, out, trials, frames, extra, jobs, "learning rates")
-    lrs = {v: max((r for r in tried if r["variant"] == v), key=lambda r: r["val_acc"] or 0.0)["lr"]  # first of ties
-           for v in grid["variants"]}
+    lrs = {v: fixed.get(v) or max((r for r in tried if r["variant"] == v), key=lambda r: r["val_acc"] or 0.0)["lr"]
+           for v in grid["variants"]}  # max: the first of ties
     records = execute(grid, out, main_runs(grid, lrs), frames, extra, jobs, "sweep")
     unique = {r["name"]: r for r in tried + records}  # the chosen trial is also a main run
     return list(unique.values()), lrs

@@ -131,6 +131,8 @@ def selection_table(records: list[dict], lrs: dict[str, float], grid: dict) -> l
         return f"**{text}**" if lr == lrs[v] else text
 
     rates = selection["learning_rates"]
+    if not rates:
+        return []  # every variant's rate was fixed by the grid
     return [(f"## Learning-rate selection: validation accuracy (%) at {selection['delay_s']:g} s, seed "
             f"{selection['seed']}; the best (bold) is used for every run of the variant"), "",
             *table(["variant", *(f"lr {lr:g}" for lr in rates)],

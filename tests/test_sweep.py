@@ -94,6 +94,20 @@ def test_a_diverged_run_is_recorded_and_the_grid_goes_on(sweep_module, tmp_path,
     assert "| gru-chrono | " in (table := (out / "table.md").read_text()) and "diverged (1/1)" in table
 
 
+def test_a_variant_with_its_own_rate_skips_the_selection(sweep_module, tmp_path):
+    grid_path, out = tiny_grid(tmp_path), tmp_path / "sweep"
+    grid = yaml.safe_load(grid_path.read_text())
+    grid["variants"] = {"gru": {**grid["variants"]["gru"], "lr": 1e-9}}
+    grid["lr_selection"]["learning_rates"] = []
+    grid.pop("capacity")
+    grid_path.write_text(yaml.safe_dump(grid))
+    sweep_module.main(["--grid", str(grid_path), "--out", str(out)])
+    results = json.loads((out / "results.json").read_text())
+    assert results["learning_rates"] == {"gru": 1e-9}
+    assert sorted(r["name"] for r in results["runs"]) == ["gru-h8-d0-lr1e-09-s0", "gru-h8-d0.2-lr1e-09-s0"]
+    assert "Learning-rate selection" not in (out / "table.md").read_text()
+
+
 def test_interval_is_the_t_interval_over_seeds(report_module):
     mean, half = report_module.interval95([0.8, 0.9, 1.0])
     # sd 0.1, t(0.975, 2) = 4.303: 4.303 * 0.1 / sqrt(3)
