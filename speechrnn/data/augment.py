@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy
 import torch
 import torchaudio.functional as AF
 from torch import Tensor
@@ -136,28 +135,33 @@ def change_tempo(batch: Batch, factor: Tensor) -> Batch:
                           speech_lengths=speech_lengths)
 
 
-def vtlp_band_warp(alpha: float, n_mels: int, sample_rate: int, boundary: float = 0.8) -> Tensor:
-    """``(n_mels, n_mels)``: row ``i`` interpolates the source bands at band ``i``'s warped centre.
+def vtlp_band_warp(alpha: Tensor, n_mels: int, sample_rate: int, boundary: float = 0.8) -> Tensor:
+    """``(B, n_mels, n_mels)``: row ``i`` of each interpolates the source bands at band ``i``'s warped centre.
 
     Band ``i`` of the result reads the source spectrum at ``w(f_i)``, where ``f_i`` is its centre
     (HTK mel bands from 0 Hz to Nyquist, as ``features.MFCC`` uses) and ``w`` is VTLP's
-    piecewise-linear warp: ``w(f) = alpha * f`` up to ``boundary`` of Nyquist (scaled so that it
-    stays inside the band), then a straight line that maps Nyquist to itself.
+    piecewise-linear warp for that utterance's ``alpha`` ``(B,)``: ``w(f) = alpha * f`` up to
+    ``boundary`` of Nyquist (scaled so that it stays inside the band), then a straight line that
+    maps Nyquist to itself. Built for the whole batch at once, on ``alpha``'s device.
     """
     nyquist = sample_rate / 2
-    mels = torch.linspace(0.0, 2595 * math.log10(1 + nyquist / 700), n_mels + 2, dtype=torch.float64)
-    centres = 700 * (10 ** (mels[1:-1] / 2595) - 1)  # Hz
-    knee = boundary * nyquist * min(alpha, 1.0) / alpha
-    warped = torch.where(centres <= knee, alpha * centres,
-                         nyquist - (nyquist - alpha * knee) / (nyquist - knee) * (nyquist - centres))
-    position = torch.from_numpy(numpy.interp(warped.numpy(), centres.numpy(), numpy.arange(n_mels)))
+    mels = torch.linspace(0.0, 2595 * math.log10(1 + nyquist / 700), n_mels + 2, dtype=torch.float64,
+                          device=alpha.device)
+    centres = 700 * (10 ** (mels[1:-1] / 2595) - 1)  # (M,) Hz
+    a = alpha.to(torch.float64)[:, None]  # (B, 1)
+    knee = boundary * nyquist * a.clamp(max=1.0) / a
+    warped = torch.where(centres <= knee, a * centres,
+                         nyquist - (nyquist - a * knee) / (nyquist - knee) * (nyquist - centres))  # (B, M)
+    warped = warped.clamp(centres[0], centres[-1]).contiguous()  # outside the bands: the edge band
+    upper = torch.searchsorted(centres, warped).clamp(1, n_mels - 1)
+    lower = upper - 1
+    position = lower + (warped - centres[lower]) / (centres[upper] - centres[lower])  # fractional band index
     below = position.floor().long().clamp(0, n_mels - 1)
     above = (below + 1).clamp(max=n_mels - 1)
     weight = position - below
-    matrix = torch.zeros(n_mels, n_mels, dtype=torch.float64)
-    rows = torch.arange(n_mels)
-    matrix[rows, below] += 1 - weight
-    matrix[rows, above] += weight
+    matrix = torch.zeros(len(alpha), n_mels, n_mels, dtype=torch.float64, device=alpha.device)
+    matrix.scatter_add_(2, below[..., None], (1 - weight)[..., None])
+    matrix.scatter_add_(2, above[..., None], weight[..., None])
     return matrix
 
 
@@ -168,11 +172,11 @@ def warp_vocal_tract(feats: Tensor, alpha: Tensor, n_mfcc: int, n_mels: int, sam
     warp ``W`` acts on ``L = c D^T`` (exact when ``n_mfcc == n_mels``, the smoothed spectrum
     otherwise), so the warped cepstra are ``c D^T W^T D``. The same matrix serves every delta block.
     """
-    dct = AF.create_dct(n_mfcc, n_mels, "ortho").double()  # (n_mels, n_mfcc)
-    maps = torch.stack([dct.T @ vtlp_band_warp(a, n_mels, sample_rate).T @ dct for a in alpha.tolist()])
+    dct = AF.create_dct(n_mfcc, n_mels, "ortho").to(device=feats.device, dtype=torch.float64)  # (n_mels, n_mfcc)
+    maps = dct.T @ vtlp_band_warp(alpha.to(feats.device), n_mels, sample_rate).transpose(1, 2) @ dct
     batch, steps, dim = feats.shape
     blocks = feats.reshape(batch, steps * (dim // n_mfcc), n_mfcc)
-    return (blocks @ maps.to(feats)).reshape(batch, steps, dim)
+    return (blocks @ maps.to(feats.dtype)).reshape(batch, steps, dim)
 
 
 def add_gain(feats: Tensor, lengths: Tensor, gain_db: Tensor, n_mels: int) -> Tensor:
