@@ -89,8 +89,7 @@ def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_conf
              overrides: list[str]) -> dict:
     """One fold through the CLI, unless its results.json is there already; returns that file.
 
-    A corpus with a ``split`` argument (FSDD) is switched to its speakers split; the others
-    (Speech Commands) hold out ``test_speakers`` by that argument alone.
+    ``overrides`` hold what every fold shares (``main`` adds FSDD's ``split: speakers`` there).
     """
     results = run_dir / "results.json"
     if not results.is_file():
@@ -100,8 +99,6 @@ def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_conf
             "--config", str(data_config),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
             "--config", str(CONFIGS / "trainer/cpu.yaml"),
-            *(["--data.init_args.split=speakers"]
-              if "split" in inspect.signature(speaker_data_class(data_config)).parameters else []),
             f"--data.init_args.test_speakers={json.dumps(held_out)}",
             "--trainer.enable_progress_bar=false",
             "--trainer.logger.init_args.group", group,
@@ -189,7 +186,10 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(1)
     overrides += [f"--data.init_args.data_root={args.data_root}"] if args.data_root else []
     overrides += [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
-    speaker_data_class(args.data)  # refuses a corpus without speakers before anything runs
+    # A corpus with a ``split`` argument (FSDD) switches to its speakers split; the others (Speech
+    # Commands) hold out ``test_speakers`` by that argument alone. Refuses a corpus without speakers.
+    if "split" in inspect.signature(speaker_data_class(args.data)).parameters:
+        overrides = ["--data.init_args.split=speakers", *overrides]
     held_out = speaker_folds(args.speakers or corpus_speakers(args.data, args.data_root), args.folds)
     started = time.perf_counter()
     folds: dict[str, dict[str, dict]] = {cell: {} for cell in args.cells}

@@ -7,8 +7,9 @@ overrides; ``gate_init: chrono`` gets ``chrono_frames`` = the run's total length
 Budget: early stopping on ``val/acc`` (``patience`` epochs) under a cap of ``max_epochs``.
 Learning rate: each variant tries every ``lr_selection.learning_rates`` on one seed at one
 reference delay (main hidden size); the best validation accuracy (first of ties) is then used
-for all of that variant's runs. A variant with its own ``lr`` (one another grid selected) skips it. A run whose ``record.json`` exists is skipped, so an interrupted
-sweep resumes; records are written atomically. ``--jobs N`` fits N runs at once in worker
+for all of that variant's runs; a variant with its own ``lr`` (one another grid selected) skips
+the selection. A run whose ``record.json`` exists is skipped, so an interrupted sweep resumes;
+records are written atomically. ``--jobs N`` fits N runs at once in worker
 processes of one torch thread each. ``pipelines/sweep_report.py`` writes the tables and figures.
 
 On a shared CPU run it with ``OMP_NUM_THREADS=1`` (``make sweep`` does): these small recurrent

@@ -55,7 +55,7 @@ def summarise(records: list[dict], lrs: dict[str, float]) -> dict[tuple[str, int
     return summary
 
 
-def hop_ms(records: list[dict]) -> float:
+def frame_hop_ms(records: list[dict]) -> float:
     """The frame hop, from a run that trained (a diverged run's record has no data settings)."""
     return next(r["hop_ms"] for r in records if not r.get("diverged"))
 
@@ -102,7 +102,7 @@ def accuracy_table(records: list[dict], summary: dict, grid: dict) -> list[str]:
         row.append(f"{crossing:g} s" if crossing is not None else f"none up to {max(delays):g} s")
     chrono = {d: p["chrono_frames"] for (_, _, d), p in summary.items() if p["chrono_frames"]}
     t_max = ", ".join(f"{d:g} s: {t} fr" for d, t in sorted(chrono.items())) or "no chrono variant"
-    note = (f"Frames of {hop_ms(records):g} ms; chance is 10%. The interval is mean ± t(0.975, n-1) s / "
+    note = (f"Frames of {frame_hop_ms(records):g} ms; chance is 10%. The interval is mean ± t(0.975, n-1) s / "
             f"sqrt(n). {CAP_MARK} marks a cell where a seed used all {grid['max_epochs']} epochs (the cap) "
             f"instead of stopping early (patience {grid['patience']}): it might still have been learning. "
             f"Chrono T_max is the run's total length: {t_max}.")
@@ -213,7 +213,7 @@ def write_report(records: list[dict], lrs: dict[str, float], grid: dict, out: Pa
         "first_delay_below_50": {v: first_delay_below(summary, v, hidden, delays) for v in grid["variants"]},
         "runs": records})
     (out / "table.md").write_text("\n".join(tables(records, summary, lrs, grid)))
-    plot_accuracy(summary, grid, hop_ms(records), out / "accuracy_vs_length.png")
+    plot_accuracy(summary, grid, frame_hop_ms(records), out / "accuracy_vs_length.png")
     if grid.get("capacity"):
         plot_capacity(summary, grid, out / "capacity.png")
     longest = max(delays)
