@@ -3,9 +3,10 @@
 A checkpoint describes itself: ``hyper_parameters`` hold the model's arguments (``labels``,
 ``task`` and ``length_buckets`` linked from the data), ``speechrnn_pipeline`` the data module's
 description (:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the
-feature settings, the clip padding; a wrapped module nested inside), and the state dict the
-normalisation statistics (``feat_mean``, ``feat_std``) beside the weights; so the model takes raw
-MFCCs. It is read with ``torch.load(weights_only=True)``: tensors and plain values, never code.
+feature settings, the clip padding; a wrapped module nested inside), the state dict the
+normalisation statistics (``normaliser.mean``, ``normaliser.std``) beside the weights, so the
+model takes raw MFCCs; and, once ``make streaming`` has tuned it, the detector's operating point
+(``speechrnn_operating_point``). It is read with ``torch.load(weights_only=True)``: tensors and plain values, never code.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import torch
 
 from speechrnn.data.features import FeatureSettings
 from speechrnn.data.pipeline import DataPipeline
+from speechrnn.detect import OperatingPoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import PIPELINE_KEY, SpeechClassifier
+from speechrnn.output_files import atomic_write
 
 FIX = "pass a .ckpt file that `speechrnn fit` wrote (<run_dir>/checkpoints/best.ckpt)"
+OPERATING_POINT_KEY = "speechrnn_operating_point"  # the tuned detector settings, once tuned
 MODEL_KEYS = ("labels", "input_size", "task", "cell")
 
 
@@ -32,6 +36,7 @@ class Checkpoint:
     model_args: dict  # SpeechClassifier's arguments
     pipeline: DataPipeline  # the data module of training, and the features it computed
     state_dict: dict
+    operating_point: OperatingPoint | None  # the detector settings tuned for it, if any
 
     @property
     def labels(self) -> list[str]:
@@ -89,4 +94,18 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
     model_args = {k: v for k, v in raw["hyper_parameters"].items() if not k.startswith("_")}
     pipeline = DataPipeline.from_dict(raw[PIPELINE_KEY], f"checkpoint {path}")
-    return Checkpoint(path, model_args, pipeline, raw["state_dict"])
+    point = raw.get(OPERATING_POINT_KEY)
+    try:
+        point = None if point is None else OperatingPoint(**point)
+    except (TypeError, SpeechRNNError) as err:
+        raise SpeechRNNError(f"{path} holds a malformed operating point ({err}); tune it again "
+                             "(make streaming) or remove it") from err
+    return Checkpoint(path, model_args, pipeline, raw["state_dict"], point)
+
+
+def store_operating_point(path: str | Path, point: OperatingPoint) -> None:
+    """Write ``point`` into the checkpoint at ``path`` (atomically), so ``speechrnn stream`` uses it."""
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    raw[OPERATING_POINT_KEY] = point.to_json()
+    with atomic_write(path) as tmp:
+        torch.save(raw, tmp)

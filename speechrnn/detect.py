@@ -9,14 +9,38 @@ the score to rise across the threshold after that (a long bump does not fire twi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
 
+from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
 
 BACKGROUND = "background"  # the class of everything that is not a keyword: fillers, noise, silence
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The detector's settings; ``make streaming`` tunes them and stores them in the checkpoint."""
+
+    threshold: float = 0.5  # smoothed posterior at which a detection starts
+    smooth_s: float = 0.1  # the causal moving-average window
+    refractory_s: float = 0.3  # dead time after each detection
+
+    def __post_init__(self) -> None:
+        """Refuse values that would hang, never fire or always fire, naming the flag."""
+        if not (math.isfinite(self.threshold) and 0.0 < self.threshold <= 1.0):
+            raise SpeechRNNError(f"--threshold must lie in (0, 1], got {self.threshold}")
+        for name in ("smooth_s", "refractory_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise SpeechRNNError(f"--{name.replace('_', '-')} must be a finite number of seconds >= 0, "
+                                     f"got {value}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -24,7 +48,8 @@ class Detection:
     """One keyword found in a stream; times in seconds from the start of the stream.
 
     ``start_s``/``end_s`` are the centres of the first and last frames above the threshold;
-    ``fired_s`` is when the detector knew: the start plus the front end's look-ahead.
+    ``fired_s`` is when the detector knew: when the first frame could be computed, its
+    front end's look-ahead (window and deltas) included.
     """
 
     label: str
@@ -43,27 +68,20 @@ class Detector:
 
     Args:
         labels: the model's classes; those in ``background`` are never detected.
-        hop_s: seconds between frames.
-        threshold: smoothed posterior at which a detection starts.
-        smooth_s: the moving-average window.
-        refractory_s: dead time after each detection.
-        lookahead_s: audio each frame waits for past its centre (``FrameStream.lookahead_s``).
+        clock: the feature settings, which say where each frame lies in time.
+        point: threshold, smoothing and refractory time.
     """
 
-    def __init__(self, labels: list[str], hop_s: float, threshold: float = 0.5, smooth_s: float = 0.1,
-                 refractory_s: float = 0.3, lookahead_s: float = 0.0,
+    def __init__(self, labels: list[str], clock: FeatureSettings, point: OperatingPoint = OperatingPoint(),
                  background: tuple[str, ...] = (BACKGROUND,)) -> None:
         self.keyword_ids = torch.tensor([i for i, label in enumerate(labels) if label not in background])
         if len(self.keyword_ids) == 0:
             raise SpeechRNNError(f"the labels {labels} hold no keyword: all are background {background}")
-        if not 0.0 < threshold <= 1.0:
-            raise SpeechRNNError(f"the detection threshold must lie in (0, 1], got {threshold}")
         self.labels = list(labels)
-        self.hop_s = hop_s
-        self.threshold = threshold
-        self.window = max(1, round(smooth_s / hop_s))  # frames averaged
-        self.refractory_frames = round(refractory_s / hop_s)
-        self.lookahead_s = lookahead_s
+        self.clock = clock
+        self.threshold = point.threshold
+        self.window = max(1, clock.frames_in(point.smooth_s))  # frames averaged
+        self.refractory_frames = clock.frames_in(point.refractory_s)
         self.history = torch.zeros(0, len(self.keyword_ids))  # the last window - 1 frames
         self.frame = 0  # index of the next frame
         self.event: list | None = None  # [start, last, peak score, label id] of the open detection
@@ -117,13 +135,14 @@ class Detector:
         self.event = None
         self.quiet_until = last + 1 + self.refractory_frames
         label = self.labels[int(self.keyword_ids[keyword])]
-        start_s = start * self.hop_s
-        return Detection(label, start_s, last * self.hop_s, score, start_s + self.lookahead_s)
+        return Detection(label, self.clock.centre_s(start), self.clock.centre_s(last), score,
+                         self.clock.ready_s(start))
 
 
-def detect(posteriors: Tensor, labels: list[str], hop_s: float, **settings) -> list[Detection]:
-    """Every detection in a whole stream's posteriors ``(T, C)``; ``settings`` as for :class:`Detector`."""
-    detector = Detector(labels, hop_s, **settings)
+def detect(posteriors: Tensor, labels: list[str], clock: FeatureSettings,
+           point: OperatingPoint = OperatingPoint()) -> list[Detection]:
+    """Every detection in a whole stream's posteriors ``(T, C)``, as :class:`Detector` finds them."""
+    detector = Detector(labels, clock, point)
     return detector.push(posteriors) + detector.finish()
 
 

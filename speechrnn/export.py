@@ -1,12 +1,17 @@
-"""``speechrnn export CKPT --format onnx|torchscript --out F``: the per-chunk streaming step as a file.
+"""``speechrnn export CKPT --format onnx|torchscript --out F``: the model's streaming step as a file.
 
-The exported graph is :class:`~speechrnn.streaming.StreamStep`: raw MFCC frames ``feats``
-``(B, T, F)`` and the encoder state ``state_0 .. state_{n-1}`` ``(B, H)`` each in; ``posteriors``
-``(B, T, C)`` and the next state ``next_state_0 ..`` out. ``T`` and ``B`` are free, so one chunk
-may hold any number of frames. Normalisation is inside; the MFCC front end is not: run
-:class:`~speechrnn.streaming.FrameStream` (Python) with the feature settings stored beside the
-graph (ONNX metadata ``speechrnn``; TorchScript extra file ``speechrnn.json``), or any front end
-that reproduces them. ``--quantize`` also writes an ONNX copy with int8 weights.
+The exported graph is the model's own
+:meth:`~speechrnn.models.classifier.SpeechClassifier.streaming_step`: raw MFCC frames ``feats``
+``(B, T, F)`` and the state ``state_0 .. state_{n-1}`` in; ``posteriors`` ``(B, T, C)`` and the
+next state ``next_state_0 ..`` out. ``T`` and ``B`` are free, so one chunk may hold any number
+of frames (a call's cost grows with the square of T for minGRU, minLSTM and causal
+normalisation: feed chunks of up to a second). Normalisation is inside; the MFCC front end is
+not: run :class:`~speechrnn.streaming.FrameStream` (Python) with the feature settings stored with
+the graph (ONNX metadata ``speechrnn``; TorchScript extra file ``speechrnn.json``), or any front
+end that reproduces them. The same description holds the labels, the state's layout and start
+values, and the detector's operating point. ``--quantize`` also writes an ONNX copy with int8
+weights. Every file is written under a temporary name and renamed: a failed export leaves
+nothing behind and replaces nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechrnn.checkpoint import load_checkpoint
+from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.data.features import FeatureSettings
+from speechrnn.detect import OperatingPoint
 from speechrnn.errors import SpeechRNNError
-from speechrnn.streaming import StreamStep, check_streamable
+from speechrnn.models.streaming_step import StreamingStep
+from speechrnn.output_files import atomic_write, check_writable
 
 FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "speechrnn"  # ONNX metadata key; the TorchScript extra file is METADATA_KEY + ".json"
@@ -31,21 +38,26 @@ OPSET = 17
 EXAMPLE_FRAMES = 5  # frames in the example chunk the graph is traced with; T stays dynamic
 
 
-def describe(step: StreamStep, settings: FeatureSettings) -> dict:
-    """What a runtime needs beside the graph: labels, feature settings, the state's layout."""
-    return {"labels": step.labels, "features": asdict(settings),
-            "state": {"tensors": len(step.initial_state()), "size": step.encoder.output_size, "cell": step.cell}}
+def describe(step: StreamingStep, settings: FeatureSettings, point: OperatingPoint | None = None) -> dict:
+    """What a runtime needs beside the graph: labels, feature settings, the state, the operating point."""
+    normaliser = step.normaliser
+    return {"labels": step.labels, "features": asdict(settings), "lookahead_s": settings.lookahead_s,
+            "normalisation": {"mode": normaliser.mode, "prior_frames": normaliser.prior_frames,
+                              "window_frames": normaliser.window_frames},
+            "state": step.state_layout(), "cell": step.encoder.cell,
+            "operating_point": None if point is None else point.to_json()}
 
 
 def state_names(count: int) -> tuple[list[str], list[str]]:
     return [f"state_{i}" for i in range(count)], [f"next_state_{i}" for i in range(count)]
 
 
-def example_inputs(step: StreamStep, feature_dim: int) -> tuple[torch.Tensor, ...]:
+def example_inputs(step: StreamingStep, feature_dim: int) -> tuple[torch.Tensor, ...]:
     return (torch.zeros(1, EXAMPLE_FRAMES, feature_dim), *step.initial_state(1))
 
 
-def export_onnx(step: StreamStep, settings: FeatureSettings, path: Path) -> Path:
+def export_onnx(step: StreamingStep, settings: FeatureSettings, path: Path,
+                point: OperatingPoint | None = None) -> Path:
     """Write ``step`` as an ONNX graph with ``describe()`` in its metadata."""
     try:
         import onnx
@@ -56,24 +68,27 @@ def export_onnx(step: StreamStep, settings: FeatureSettings, path: Path) -> Path
     inputs, outputs = state_names(len(step.initial_state()))
     dynamic = {"feats": {0: "batch", 1: "frames"}, "posteriors": {0: "batch", 1: "frames"}}
     dynamic |= {name: {0: "batch"} for name in inputs + outputs}
-    with warnings.catch_warnings():
+    with atomic_write(path) as tmp, warnings.catch_warnings():
         # torch.export's ONNX path needs onnxscript; the TorchScript path handles RNN layers natively
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        torch.onnx.export(step, example_inputs(step, settings.feature_dim), str(path), dynamo=False,
+        torch.onnx.export(step, example_inputs(step, settings.feature_dim), str(tmp), dynamo=False,
                           input_names=["feats", *inputs], output_names=["posteriors", *outputs],
                           dynamic_axes=dynamic, opset_version=OPSET)
-    graph = onnx.load(str(path))
-    graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(describe(step, settings)))
-    onnx.save(graph, str(path))
+        graph = onnx.load(str(tmp))
+        graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(describe(step, settings, point)))
+        onnx.save(graph, str(tmp))
     return path
 
 
-def export_torchscript(step: StreamStep, settings: FeatureSettings, path: Path) -> Path:
+def export_torchscript(step: StreamingStep, settings: FeatureSettings, path: Path,
+                       point: OperatingPoint | None = None) -> Path:
     """Write ``step`` traced to TorchScript, ``describe()`` as the extra file ``speechrnn.json``."""
     with torch.no_grad():
         traced = torch.jit.trace(step, example_inputs(step, settings.feature_dim))
-    torch.jit.save(traced, str(path), _extra_files={f"{METADATA_KEY}.json": json.dumps(describe(step, settings))})
+    with atomic_write(path) as tmp:
+        torch.jit.save(traced, str(tmp),
+                       _extra_files={f"{METADATA_KEY}.json": json.dumps(describe(step, settings, point))})
     return path
 
 
@@ -81,7 +96,8 @@ def quantize_onnx(path: Path, out: Path) -> Path:
     """An ONNX copy with int8 weights for MatMul/Gemm and recurrent ops (activations stay float)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8)
+    with atomic_write(out) as tmp:
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
     return out
 
 
@@ -101,11 +117,10 @@ class OnnxStep:
         self.description = json.loads(meta)
         self.features = FeatureSettings(**self.description["features"])
         self.labels = self.description["labels"]
-        self.inputs, self.outputs = state_names(self.description["state"]["tensors"])
+        self.inputs, self.outputs = state_names(len(self.description["state"]))
 
     def initial_state(self) -> tuple[np.ndarray, ...]:
-        size = self.description["state"]["size"]
-        return tuple(np.zeros((1, size), np.float32) for _ in self.inputs)
+        return tuple(np.full((1, *s["shape"]), s["fill"], np.float32) for s in self.description["state"])
 
     def __call__(self, feats: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple]:
         feeds = {"feats": np.asarray(feats, np.float32)[None], **dict(zip(self.inputs, state))}
@@ -113,17 +128,11 @@ class OnnxStep:
         return posteriors[0], tuple(state)
 
 
-def export(checkpoint: str | Path, fmt: str, out: Path) -> Path:
+def export_checkpoint(ckpt: Checkpoint, fmt: str, out: Path) -> Path:
     """Export a checkpoint's streaming step in ``fmt``; refuses models that cannot stream."""
-    if fmt not in FORMATS:
-        raise SpeechRNNError(f"export format {fmt!r} is unknown; choose one of {list(FORMATS)}")
-    ckpt = load_checkpoint(checkpoint)
-    model = ckpt.model()
-    check_streamable(model, f"checkpoint {ckpt.path}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    step = StreamStep(model).eval()
+    step = ckpt.model().streaming_step(f"checkpoint {ckpt.path}").eval()
     writer = export_onnx if fmt == "onnx" else export_torchscript
-    return writer(step, ckpt.features, out)
+    return writer(step, ckpt.features, out, ckpt.operating_point)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -141,7 +150,9 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.quantize and args.format != "onnx":
         raise SpeechRNNError("--quantize works on ONNX graphs; add --format onnx")
-    path = export(args.checkpoint, args.format, args.out)
+    check_writable(args.out, "--out")
+    ckpt = load_checkpoint(args.checkpoint)
+    path = export_checkpoint(ckpt, args.format, args.out)
     print(f"wrote {path} (front end not included: run speechrnn.streaming.FrameStream before it)")
     if args.quantize:
         print(f"wrote {quantize_onnx(path, path.with_suffix('.int8.onnx'))}")

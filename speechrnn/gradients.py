@@ -84,16 +84,16 @@ def initialised_copy(model: SpeechClassifier, seed: int) -> SpeechClassifier:
     torch.manual_seed(seed)
     arguments = {k: v for k, v in model.hparams.items() if not k.startswith("_")}  # drop the CLI's own keys
     fresh = SpeechClassifier(**arguments).to(model.device)
-    fresh.feat_mean.copy_(model.feat_mean)
-    fresh.feat_std.copy_(model.feat_std)
+    fresh.normaliser.load_state_dict(model.normaliser.state_dict())
     return fresh.train(model.training)
 
 
 def synthetic_batch(model: SpeechClassifier, frames: int, batch_size: int, seed: int) -> tuple[Tensor, ...]:
     """Gaussian frames with the model's own feature statistics, and random labels."""
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(batch_size, frames, len(model.feat_mean), generator=generator)
-    feats = noise * model.feat_std.cpu() + model.feat_mean.cpu()  # (B, T, F) raw features
+    stats = model.normaliser
+    noise = torch.randn(batch_size, frames, len(stats.mean), generator=generator)
+    feats = noise * stats.std.cpu() + stats.mean.cpu()  # (B, T, F) raw features
     targets = torch.randint(len(model.labels), (batch_size,), generator=generator)
     return feats, torch.full((batch_size,), frames), targets
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+
+from speechrnn.output_files import atomic_write
 
 
 def finite_or_none(value):
@@ -30,13 +31,7 @@ def write_json(path: str | Path, value, indent: int | None = 1) -> Path:
     The text goes to ``<path>.tmp-<pid>`` and is renamed over ``path``, so a reader (or a run
     killed mid-write) sees the old file or the new one, never half of one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(path) as tmp:
         tmp.write_text(text + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)

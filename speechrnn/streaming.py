@@ -1,27 +1,26 @@
 """Streaming inference: audio chunks of any size -> per-frame posteriors, state carried across chunks.
 
-Three parts, each exact against the offline path:
+Two parts, each exact against the offline path:
 
 - :class:`FrameStream`: the MFCC frames :class:`~speechrnn.data.features.MFCC` computes for the
-  whole audio (centred STFT, reflect padding at both ends), each emitted once its window is
-  complete; the last ones when the stream ends.
-- :class:`StreamStep`: raw frames and the encoder state -> posteriors and the next state; the
-  module that ``speechrnn export`` writes. With ``pooling: last``, the utterance head read at
-  frame t is the offline model's answer for the audio up to t.
-- :class:`Streamer`: both, with the state kept between calls.
+  whole audio (centred STFT, reflect padding at both ends), each emitted once its window (and,
+  with deltas, the frames its deltas read) is complete; the last ones when the stream ends.
+- :class:`Streamer`: the front end and the model's own
+  :meth:`~speechrnn.models.classifier.SpeechClassifier.streaming_step`, with the state kept
+  between calls. With ``pooling: last``, the posteriors at frame t are the offline model's answer
+  for the audio up to t.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from speechrnn.data.features import MFCC, FeatureSettings
-from speechrnn.errors import SpeechRNNError
+from speechrnn.data.features import DELTA_REACH, MFCC, FeatureSettings
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.models.recurrence import MAX_CHUNK_FRAMES
 
-DELTA_REACH = 2  # frames each side of ComputeDeltas' default window of 5
-DELTA_DENOMINATOR = 10.0  # 2 * (1^2 + 2^2), its normaliser
+DELTA_DENOMINATOR = 10.0  # 2 * (1^2 + 2^2), ComputeDeltas' normaliser for a window of 5
 
 
 def deltas_at(x: Tensor, base: int, start: int, stop: int, last: int) -> Tensor:
@@ -77,9 +76,9 @@ class DeltaStream:
 class FrameStream:
     """Audio chunks ``(S,)`` at ``settings.sample_rate`` -> MFCC frames ``(T, F)``, as computed offline.
 
-    Frame t is centred on sample ``t * hop`` and needs the samples up to ``t * hop + n_fft / 2``
-    (the front end's look-ahead, :attr:`lookahead_s`); it is emitted by the push that brings
-    them. :meth:`finish` adds the reflected end and returns the last frames. Memory stays
+    Frame t is centred on sample ``t * hop`` and needs the audio up to
+    ``settings.ready_s(t)`` (half a window, and with deltas the four frames after it); it is
+    emitted by the push that brings that audio. :meth:`finish` adds the reflected end and returns the last frames. Memory stays
     bounded: only the samples of unfinished windows are kept.
 
     Example:
@@ -98,11 +97,6 @@ class FrameStream:
         self.received = 0  # samples of audio pushed so far
         self.next_frame = 0
         self.deltas = DeltaStream() if settings.deltas else None
-
-    @property
-    def lookahead_s(self) -> float:
-        """Audio a frame waits for past its centre, in seconds."""
-        return self.pad / self.settings.sample_rate
 
     @property
     def started(self) -> bool:
@@ -148,63 +142,17 @@ class FrameStream:
         return ceps if self.deltas is None else self.deltas.push(ceps, final)
 
 
-def check_streamable(model: SpeechClassifier, source: str) -> None:
-    """Raise SpeechRNNError naming ``source`` unless the model's answer at frame t reads only frames <= t."""
-    hp = model.hparams
-    fix = "train a unidirectional rnn, gru or lstm with `--model.pooling last` to stream"
-    if hp.cell == "transformer":
-        raise SpeechRNNError(f"{source} is a Transformer, which attends over the whole clip and has no "
-                             f"state to carry between chunks; {fix}")
-    if hp.bidirectional:
-        raise SpeechRNNError(f"{source} is bidirectional: its backward direction reads the clip from the "
-                             f"end, which a stream does not have; {fix}")
-    if hp.task == "keyword" and hp.pooling != "last":
-        raise SpeechRNNError(f"{source} pools its states with {hp.pooling!r}, over the whole clip, so no "
-                             f"single frame holds its answer; {fix}")
-
-
-class StreamStep(nn.Module):
-    """Raw MFCC frames ``(B, T, F)`` and the encoder state -> posteriors ``(B, T, C)`` and the next state.
-
-    The state is a flat tuple of ``(B, H)`` tensors (per layer ``h``, or ``h`` and ``c`` for an
-    LSTM): explicit, so an exported graph takes it as an input and returns it as an output.
-    """
-
-    def __init__(self, model: SpeechClassifier) -> None:
-        super().__init__()
-        # the model's parts, not the LightningModule itself: tracing must not touch its Trainer hooks
-        self.labels = list(model.labels)
-        self.cell = model.hparams.cell
-        self.register_buffer("feat_mean", model.feat_mean.clone())
-        self.register_buffer("feat_std", model.feat_std.clone())
-        self.encoder = model.encoder
-        self.out = model.head.out  # the head's linear layer: its last pooling, read at every frame
-
-    def initial_state(self, batch_size: int = 1) -> tuple[Tensor, ...]:
-        return self.encoder.initial_state(batch_size)
-
-    def logits(self, feats: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        x = (feats - self.feat_mean) / self.feat_std
-        states, state = self.encoder.step(x, state)  # (B, T, H)
-        return self.out(states), state
-
-    def forward(self, feats: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
-        logits, state = self.logits(feats, state)
-        return (logits.softmax(-1), *state)
-
-
 class Streamer:
     """Audio chunks -> posteriors ``(T, C)`` per frame; the front end and the state persist between calls.
 
-    Build it with :meth:`from_checkpoint`. Frame t is centred at ``t * hop_s`` seconds.
+    Build it with :meth:`from_checkpoint`. Frame t is centred at ``settings.centre_s(t)``.
     """
 
     def __init__(self, model: SpeechClassifier, settings: FeatureSettings, source: str = "the model") -> None:
-        check_streamable(model, source)
-        self.step = StreamStep(model.eval())
+        self.step = model.eval().streaming_step(source)
+        self.settings = settings
         self.frames = FrameStream(settings)
-        self.labels = list(model.labels)
-        self.hop_s = settings.hop_ms / 1000
+        self.labels = list(self.step.labels)
         self.state = self.step.initial_state()
 
     @classmethod
@@ -221,8 +169,9 @@ class Streamer:
         return self._posteriors(self.frames.finish())
 
     def _posteriors(self, feats: Tensor) -> Tensor:  # (T, F) -> (T, C)
-        if len(feats) == 0:
-            return torch.zeros(0, len(self.labels))
-        posteriors, *state = self.step(feats[None], *self.state)
-        self.state = tuple(state)
-        return posteriors[0]
+        out = [torch.zeros(0, len(self.labels))]
+        for start in range(0, len(feats), MAX_CHUNK_FRAMES):  # the step's cost grows with T^2
+            posteriors, *state = self.step(feats[None, start : start + MAX_CHUNK_FRAMES], *self.state)
+            self.state = tuple(state)
+            out.append(posteriors[0])
+        return torch.cat(out)

@@ -55,7 +55,7 @@ def test_lightning_checkpoints_load_with_weights_only(run):
     assert pipeline["data"]["class_path"] == "tones.ToneDataModule"
     rebuilt = ToneDataModule(**pipeline["data"]["init_args"])  # the description rebuilds the module
     assert asdict(rebuilt.features) == pipeline["features"] and rebuilt.length_buckets == [30, 45]
-    assert {"feat_mean", "feat_std"} <= raw["state_dict"].keys()
+    assert {"normaliser.mean", "normaliser.std"} <= raw["state_dict"].keys()
 
 
 def test_evaluate_on_the_test_split_matches_the_training_runs_test(run, tmp_path, capsys):

@@ -60,7 +60,7 @@ def test_normalisation_statistics_come_from_the_training_split(tone_data):
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(model, datamodule=tone_data)
-    torch.testing.assert_close(model.feat_mean, tone_data.splits["train"].feats.mean(0))
+    torch.testing.assert_close(model.normaliser.mean, tone_data.splits["train"].feats.mean(0))
 
 
 def test_gradient_spikes_and_non_finite_norms_are_counted():

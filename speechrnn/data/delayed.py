@@ -97,7 +97,7 @@ class DelayedDataModule(SpeechDataModule):
         return self.inner.labels
 
     def frames(self, seconds: float) -> int:
-        return round(seconds * 1000 / self.inner.features.hop_ms)
+        return self.inner.features.frames_in(seconds)
 
     @property
     def total_frames(self) -> list[int]:

@@ -126,14 +126,10 @@ class StreamDataModule(SpeechDataModule):
     def corpus_dir(self) -> Path:
         return self.keywords.corpus_dir
 
-    @property
-    def hop_s(self) -> float:
-        return self.features.hop_ms / 1000
-
     def window_buckets(self, features: FeatureSettings) -> list[int]:
         """Length-bucket edges in frames: the window range in quarters."""
-        low, high = (s * 1000 / features.hop_ms for s in self.window_s)
-        return [round(low + (high - low) * q) for q in (0.25, 0.5, 0.75)]
+        low, high = self.window_s
+        return [features.frames_in(low + (high - low) * q) for q in (0.25, 0.5, 0.75)]
 
     # ----- composing the tapes -------------------------------------------------------------------
 
@@ -199,7 +195,7 @@ class StreamDataModule(SpeechDataModule):
 
     def windows(self, tape: torch.Tensor, events: list[dict], generator: torch.Generator) -> SplitFeatures:
         """Labelled windows of ``tape`` ``(T, F)`` (see the module docstring), as a split batching reads."""
-        hop, count = self.hop_s, len(tape)
+        frames, count = self.features.frames_in, len(tape)
         label_ids = {label: i for i, label in enumerate(self.labels)}
         words = [e for e in events if e["kind"] == "keyword"]
 
@@ -208,28 +204,28 @@ class StreamDataModule(SpeechDataModule):
 
         clear = torch.ones(count, dtype=torch.bool)  # frames a background window may end at
         for word in words:
-            clear[round(word["start_s"] / hop) : round((word["end_s"] + CLEAR_S) / hop)] = False
+            clear[frames(word["start_s"]) : frames(word["end_s"] + CLEAR_S)] = False
         clear_frames = clear.nonzero()[:, 0]
         ends = []  # (last frame, first frame it must include, label id)
         background = label_ids[BACKGROUND]
         for word in words:
-            start = round(word["start_s"] / hop)
+            start = frames(word["start_s"])
             for _ in range(self.positives):
-                ends.append((round((word["end_s"] + uniform(*POSITIVE_S)) / hop), start, label_ids[word["label"]]))
+                ends.append((frames(word["end_s"] + uniform(*POSITIVE_S)), start, label_ids[word["label"]]))
             inside = word["end_s"] - INSIDE_MARGIN_S - word["start_s"]
             if inside > 0.1 and self.negatives:
-                last = round(uniform(word["start_s"] + 0.1, word["start_s"] + inside) / hop)
+                last = frames(uniform(word["start_s"] + 0.1, word["start_s"] + inside))
                 ends.append((last, last, background))
             picks = torch.randint(len(clear_frames), (self.negatives - (inside > 0.1),), generator=generator)
             ends += [(int(clear_frames[p]), int(clear_frames[p]), background) for p in picks]
         for filler in (e for e in events if e["kind"] == "filler"):
             for _ in range(self.filler_negatives):
-                ends.append((round((filler["end_s"] + uniform(*POSITIVE_S)) / hop), round(filler["start_s"] / hop),
+                ends.append((frames(filler["end_s"] + uniform(*POSITIVE_S)), frames(filler["start_s"]),
                              background))
         rows, targets = [], []
         for last, must_start, target in ends:
             last = min(last, count - 1)
-            first = max(0, min(last + 1 - round(uniform(*self.window_s) / hop), must_start - 2))
+            first = max(0, min(last + 1 - frames(uniform(*self.window_s)), must_start - 2))
             rows.append(torch.arange(first, last + 1))
             targets.append(target)
         lengths = torch.tensor([len(r) for r in rows])
