@@ -16,7 +16,7 @@ import time
 import lightning as L
 import torch
 
-from speechrnn.data.synth import SynthDataModule
+from speechrnn.corpora.synth import SynthDataModule
 from speechrnn.models.classifier import SpeechClassifier
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from speechrnn.cli import exit_on_user_error, run_lightning
-from speechrnn.compare import markdown_table
-from speechrnn.jsonio import write_json
+from speechrnn.commands.compare import markdown_table
+from speechrnn.files import write_json
 from speechrnn.plots import plot_accuracy_by_length
-from speechrnn.tracking import default_wandb_mode
+from speechrnn.training.tracking import default_wandb_mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -38,11 +38,11 @@ from scipy.stats import t as student_t  # scipy comes with librosa
 from tqdm import tqdm
 
 from speechrnn.cli import exit_on_user_error, run_lightning
-from speechrnn.compare import markdown_table, percent
+from speechrnn.commands.compare import markdown_table, percent
 from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
 from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
-from speechrnn.tracking import default_wandb_mode
+from speechrnn.training.tracking import default_wandb_mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 CONFIDENCE = 0.95

@@ -40,15 +40,14 @@ from jsonargparse import ArgumentParser
 
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import exit_on_user_error, run_lightning
+from speechrnn.corpora.streams import SCORED_SPLITS, featurise, read_timeline
 from speechrnn.data.chunks import read_chunks
 from speechrnn.data.datamodule import SpeechDataModule
-from speechrnn.data.streams import SCORED_SPLITS, featurise, read_timeline
-from speechrnn.detect import Detector, OperatingPoint, detect, score
-from speechrnn.export import OnnxStep, export_onnx, quantize_onnx
 from speechrnn.plots import plot_stream
-from speechrnn.stream import StreamResult, spot
-from speechrnn.streaming import Streamer
-from speechrnn.tracking import default_wandb_mode
+from speechrnn.streaming.detect import Detector, OperatingPoint, detect, score
+from speechrnn.streaming.export import OnnxStep, export_onnx, quantize_onnx
+from speechrnn.streaming.runner import Streamer, StreamResult, spot
+from speechrnn.training.tracking import default_wandb_mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TOLERANCE_S = 0.5  # a hit fires between the keyword's start and this long after its end

@@ -35,13 +35,13 @@ from lightning.pytorch.callbacks import EarlyStopping
 from tqdm import tqdm
 
 from pipelines.sweep_report import write_report
-from speechrnn import tracking
-from speechrnn.callbacks import TrainingStability
 from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.errors import SpeechRNNError, TrainingDiverged
-from speechrnn.gradients import decay_factor, initialised_copy, input_gradient_norms
-from speechrnn.jsonio import write_json
-from speechrnn.learning_curve import LearningCurve
+from speechrnn.files import write_json
+from speechrnn.models.gradient_decay import decay_factor, initialised_copy, input_gradient_norms
+from speechrnn.training import tracking
+from speechrnn.training.callbacks import TrainingStability
+from speechrnn.training.learning_curve import LearningCurve
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def fit_args(grid: dict, run: Run, frames: int, run_dir: Path) -> list[str]:
             "--model.lr", str(run.lr), "--trainer.max_epochs", str(grid["max_epochs"]),
             # the trainer config's last callback is the EarlyStopping these keys set
             "--trainer.callbacks.patience", str(grid["patience"]),
-            "--trainer.callbacks+=speechrnn.learning_curve.LearningCurve",
+            "--trainer.callbacks+=speechrnn.training.learning_curve.LearningCurve",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             "--trainer.logger.init_args.name", run.name,
             "--trainer.logger.init_args.group", os.environ["WANDB_RUN_GROUP"],

@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 from scipy.stats import t as student_t
 
-from speechrnn.gradients import plot_gradient_norms
-from speechrnn.jsonio import write_json
-from speechrnn.plots import plt, save_figure
+from speechrnn.files import write_json
+from speechrnn.plots import plot_gradient_norms, plt, save_figure
 
 CHANCE_LINE = 0.5  # the accuracy whose crossing the table reports
 CAP_MARK = "*"  # a cell where at least one seed used every epoch of the cap

@@ -18,10 +18,10 @@ import torch
 
 from speechrnn.data.features import FeatureSettings
 from speechrnn.data.pipeline import DataPipeline
-from speechrnn.detect import OperatingPoint
 from speechrnn.errors import SpeechRNNError
+from speechrnn.files import atomic_write
 from speechrnn.models.classifier import PIPELINE_KEY, SpeechClassifier
-from speechrnn.output_files import atomic_write
+from speechrnn.streaming.detect import OperatingPoint
 
 FIX = "pass a .ckpt file that `speechrnn fit` wrote (<run_dir>/checkpoints/best.ckpt)"
 OPERATING_POINT_KEY = "speechrnn_operating_point"  # the tuned detector settings, once tuned

@@ -18,16 +18,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
-from speechrnn import tracking
-from speechrnn.callbacks import TrainingStability
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
-from speechrnn.jsonio import write_json
+from speechrnn.files import write_json
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import count_parameters
 from speechrnn.processes import global_rank_is_zero
-from speechrnn.runlock import RunLock
+from speechrnn.training import tracking
+from speechrnn.training.callbacks import TrainingStability
+from speechrnn.training.runlock import RunLock
 
 
 class SpeechCLI(LightningCLI):
@@ -142,12 +142,12 @@ def run_lightning(args: list[str] | None = None, run: bool = True) -> SpeechCLI:
 
 # Commands beyond LightningCLI's: each module has ``main(argv)``.
 TOOLS = {
-    "evaluate": "speechrnn.evaluate",
-    "predict": "speechrnn.predict",
-    "compare": "speechrnn.compare",
-    "gradients": "speechrnn.gradients",
-    "stream": "speechrnn.stream",
-    "export": "speechrnn.export",
+    "evaluate": "speechrnn.commands.evaluate",
+    "predict": "speechrnn.commands.predict",
+    "compare": "speechrnn.commands.compare",
+    "gradients": "speechrnn.commands.gradients",
+    "stream": "speechrnn.commands.stream",
+    "export": "speechrnn.commands.export",
 }
 
 

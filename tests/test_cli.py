@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from speechrnn.cli import main
-from speechrnn.data.synth import SynthDataModule
+from speechrnn.corpora.synth import SynthDataModule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -55,7 +55,7 @@ def test_fit_from_composed_configs_writes_checkpoint_config_and_results(tmp_path
           "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--run_dir", str(run)])
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["cell"] == model_config
-    assert config["data"]["class_path"] == "speechrnn.data.synth.SynthDataModule"
+    assert config["data"]["class_path"] == "speechrnn.corpora.synth.SynthDataModule"
     checkpoint = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
     assert checkpoint["hyper_parameters"]["labels"] == SynthDataModule(task=config["data"]["init_args"]["task"]).labels
     results = yaml.safe_load((run / "results.json").read_text())
@@ -72,8 +72,8 @@ def test_fit_from_composed_configs_writes_checkpoint_config_and_results(tmp_path
 
 
 @pytest.mark.parametrize("flags,named", [
-    (["--data", "speechrnn.data.folder.FolderDataModule", "--data.path", "{tmp}/nowhere"], "audio folder {tmp}/nowhere"),
-    (["--data", "speechrnn.data.fsdd.FSDDDataModule", "--data.split", "by_colour"], "FSDD split 'by_colour'"),
+    (["--data", "speechrnn.corpora.folder.FolderDataModule", "--data.path", "{tmp}/nowhere"], "audio folder {tmp}/nowhere"),
+    (["--data", "speechrnn.corpora.fsdd.FSDDDataModule", "--data.split", "by_colour"], "FSDD split 'by_colour'"),
     (["--data", "tones.ToneDataModule", "--model.hidden_size", "0"], "model.hidden_size must be at least 1"),
     (["--data", "tones.ToneDataModule", "--model.lr", "-1"], "model.lr must be positive"),
 ])

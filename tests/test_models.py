@@ -2,9 +2,9 @@ import lightning as L
 import pytest
 import torch
 
-from speechrnn.callbacks import TrainingStability
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.training.callbacks import TrainingStability
 
 CELLS = ["rnn", "gru", "lstm", "mingru", "minlstm"]
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from speechrnn.errors import TrainingDiverged
-from speechrnn.learning_curve import LearningCurve
+from speechrnn.training.learning_curve import LearningCurve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def report_module(monkeypatch):
 
 
 def tiny_grid(tmp_path) -> Path:
-    data = {"data": {"class_path": "speechrnn.data.delayed.DelayedDataModule", "init_args": {
+    data = {"data": {"class_path": "speechrnn.corpora.delayed.DelayedDataModule", "init_args": {
         "inner": {"class_path": "tones.ToneDataModule",
                   "init_args": {"data_root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache")}},
         "window_s": 0.3}}}

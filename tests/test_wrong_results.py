@@ -17,13 +17,13 @@ import soundfile as sf
 import torch
 
 from speechrnn.cli import main, write_run_results
+from speechrnn.corpora.folder import FolderDataModule
 from speechrnn.data.audio import read_audio
-from speechrnn.data.folder import FolderDataModule
 from speechrnn.errors import SpeechRNNError
-from speechrnn.jsonio import write_json
+from speechrnn.files import write_json
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.processes import HOST, global_rank_is_zero
-from speechrnn.runlock import LOCK_NAME, RunLock
+from speechrnn.training.runlock import LOCK_NAME, RunLock
 from tones import SAMPLE_RATE, ToneDataModule, write_tones
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -141,7 +141,7 @@ def test_write_json_writes_null_for_non_finite_floats_and_leaves_no_temporary_fi
 
 HOLDER = """
 import sys
-from speechrnn.runlock import RunLock
+from speechrnn.training.runlock import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 print("held", flush=True)
 sys.stdin.read()  # hold until the test closes stdin (or kills us)

@@ -41,7 +41,7 @@ from speechrnn.data.audio import load_utterance
 from speechrnn.data.corpus import SILENCE, SPLITS, Utterance
 from speechrnn.data.features import MFCC, FeatureSettings
 from speechrnn.errors import SpeechRNNError
-from speechrnn.jsonio import write_json
+from speechrnn.files import write_json
 from speechrnn.processes import HOST, pid_alive
 
 log = logging.getLogger(__name__)
