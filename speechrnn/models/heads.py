@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from speechrnn.batch import padding_mask
+
 POOLINGS = ("last", "mean", "attention")
-
-
-def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """``(B, T)`` True on real frames."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class UtteranceHead(nn.Module):
