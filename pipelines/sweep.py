@@ -34,10 +34,12 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping
 from tqdm import tqdm
 
+from pipelines.configs import recipe_args, trainer_args
 from pipelines.sweep_report import write_report
 from speechrnn import tracking
 from speechrnn.callbacks import TrainingStability
 from speechrnn.cli import exit_on_user_error, run_lightning
+from speechrnn.data.pipeline import build_data_module
 from speechrnn.errors import SpeechRNNError, TrainingDiverged
 from speechrnn.gradients import decay_factor, initialised_copy, input_gradient_norms
 from speechrnn.jsonio import write_json
@@ -65,16 +67,7 @@ def prepare_data(data_config: str, delays_s: list[float]) -> dict[float, int]:
     Parallel runs that all found the cache missing would each build it and race to rename it
     into place.
     """
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    from speechrnn.data.datamodule import SpeechDataModule
-
-    parser = ArgumentParser()
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_subclass_arguments(SpeechDataModule, "data")
-    parser.add_argument("--model", type=dict)  # the data config's model keys are not needed here
-    config = parser.parse_args(["--config", data_config, "--data.init_args.delays_s", json.dumps(delays_s)])
-    data = parser.instantiate_classes(config).data
+    data = build_data_module(data_config, delays_s=delays_s)
     data.prepare_data()
     return dict(zip(delays_s, data.total_frames))
 
@@ -85,8 +78,8 @@ def fit_args(grid: dict, run: Run, frames: int, run_dir: Path) -> list[str]:
     overrides = dict(variant.get("model", {}))
     if overrides.get("gate_init") == "chrono":
         overrides["chrono_frames"] = frames  # T_max: the longest dependency is the whole sequence
-    return ["fit", "--config", grid["trainer_config"], "--config", variant["config"],
-            "--config", grid["data_config"],
+    return ["fit", *trainer_args(grid["trainer_config"]), "--config", variant["config"],
+            *recipe_args(grid["data_config"]),
             *(arg for key, value in overrides.items() for arg in (f"--model.{key}", str(value))),
             "--data.init_args.delays_s", f"[{run.delay_s}]", "--data.init_args.seed", str(run.seed),
             "--data.init_args.batch_size", str(grid["batch_size"]), "--seed_everything", str(run.seed),

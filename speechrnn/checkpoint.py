@@ -1,9 +1,10 @@
 """Reading back a checkpoint that ``speechrnn fit`` wrote: the model, its vocabulary, its data pipeline.
 
 A checkpoint describes itself: ``hyper_parameters`` hold the model's arguments (``labels``,
-``task`` and ``length_buckets`` linked from the data), ``speechrnn_pipeline`` the data module's
-description (:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the
-feature settings, the clip padding; a wrapped module nested inside), and the state dict the
+``task`` and ``length_buckets`` linked from the data), the data module's own entry (Lightning
+saves ``SpeechDataModule.state_dict`` under the class's name) its ``speechrnn_pipeline``
+(:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the feature settings,
+the clip padding; a wrapped module nested inside), and the state dict the
 normalisation statistics (``feat_mean``, ``feat_std``) beside the weights; so the model takes raw
 MFCCs. It is read with ``torch.load(weights_only=True)``: tensors and plain values, never code.
 """
@@ -15,10 +16,11 @@ from pathlib import Path
 
 import torch
 
+from speechrnn.data.datamodule import PIPELINE_KEY
 from speechrnn.data.features import FeatureSettings
 from speechrnn.data.pipeline import DataPipeline
 from speechrnn.errors import SpeechRNNError
-from speechrnn.models.classifier import PIPELINE_KEY, SpeechClassifier
+from speechrnn.models.classifier import SpeechClassifier
 
 FIX = "pass a .ckpt file that `speechrnn fit` wrote (<run_dir>/checkpoints/best.ckpt)"
 MODEL_KEYS = ("labels", "input_size", "task", "cell")
@@ -82,11 +84,23 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     missing = [f"hyper_parameters.{key}" for key in MODEL_KEYS if key not in raw["hyper_parameters"]]
     if missing:
         raise SpeechRNNError(f"{path} is not a speechrnn checkpoint (it lacks {', '.join(missing)}); {FIX}")
-    if PIPELINE_KEY not in raw:
+    described = pipeline_entries(raw)
+    if len(described) != 1:
         raise SpeechRNNError(
-            f"{path} was written by an older speechrnn and does not describe its data pipeline "
-            f"({PIPELINE_KEY}); retrain it with this version (`speechrnn fit --config <run_dir>/config.yaml`)"
+            f"{path} was written by an older speechrnn and does not describe its data pipeline in its data "
+            f"module's entry ({PIPELINE_KEY}); retrain it with this version "
+            "(`speechrnn fit --config <run_dir>/config.yaml`)"
         )
     model_args = {k: v for k, v in raw["hyper_parameters"].items() if not k.startswith("_")}
-    pipeline = DataPipeline.from_dict(raw[PIPELINE_KEY], f"checkpoint {path}")
+    pipeline = DataPipeline.from_dict(described[0], f"checkpoint {path}")
     return Checkpoint(path, model_args, pipeline, raw["state_dict"])
+
+
+def pipeline_entries(raw: dict) -> list[dict]:
+    """The data-pipeline descriptions in a loaded checkpoint: its data module's ``state_dict`` holds one.
+
+    Lightning keys that entry by the data module's class name, which the checkpoint does not
+    otherwise record, so it is found by what it holds.
+    """
+    return [value[PIPELINE_KEY] for key, value in raw.items()
+            if key != "state_dict" and isinstance(value, dict) and PIPELINE_KEY in value]

@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from speechrnn import tracking
-from speechrnn.callbacks import TrainingStability
+from speechrnn.callbacks import FeatureStatistics, TrainingStability
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
@@ -51,7 +51,9 @@ class SpeechCLI(LightningCLI):
             parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
         parser.link_arguments("data", "model.label_folding", compute_fn=lambda dm: dm.scoring_map(),
                               apply_on="instantiate")
-        # always on, whatever the trainer config lists: NaN guards and the W&B length charts
+        # always on, whatever the trainer config lists: the model's input statistics, NaN guards and
+        # the W&B length charts
+        parser.add_lightning_class_args(FeatureStatistics, "feature_statistics")
         parser.add_lightning_class_args(TrainingStability, "stability")
         parser.add_lightning_class_args(tracking.LengthAccuracyCharts, "length_charts")
 

@@ -6,6 +6,7 @@ import soundfile as sf
 import torch
 from test_streaming import SETTINGS, model, speechlike, streamed
 
+from pipelines.configs import trainer_args
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.cli import main
 from speechrnn.detect import Detector
@@ -26,7 +27,7 @@ def needs_onnx() -> None:
 def checkpoint(tmp_path_factory):
     """A one-layer GRU with pooling: last, fitted for a few epochs on the tone corpus."""
     root = tmp_path_factory.mktemp("stream")
-    main(["fit", "--config", f"{CONFIGS}/trainer/cpu.yaml", "--config", f"{CONFIGS}/model/gru.yaml",
+    main(["fit", *trainer_args(f"{CONFIGS}/trainer/cpu.yaml"), "--config", f"{CONFIGS}/model/gru.yaml",
           "--data", "tones.ToneDataModule", "--data.data_root", str(root / "data"),
           "--data.cache_dir", str(root / "cache"), "--run_dir", str(root / "run"), "--trainer.max_epochs", "3",
           "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--test_after_fit", "false",

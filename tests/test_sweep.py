@@ -158,3 +158,4 @@ def test_learning_curve_finds_the_first_best_epoch_and_the_cap():
     assert curve.summary(max_epochs=4) == {"epochs": 4, "hit_cap": True, "best_epoch": 2, "curve": {
         "val_acc": pytest.approx([0.2, 0.6, 0.6, 0.5]), "train_loss": pytest.approx([2.0, 1.0, 0.9, 0.8])}}
     assert curve.summary(max_epochs=10)["hit_cap"] is False
+

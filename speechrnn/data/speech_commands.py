@@ -135,6 +135,9 @@ class SpeechCommandsDataModule(SpeechDataModule):
         self.time_shift_ms = time_shift_ms
         self.test_speakers = sorted(set(test_speakers))
         super().__init__(**kwargs)
+        self.arguments.update(version=version, label_set=label_set, unknown_percent=unknown_percent,
+                              silence_percent=silence_percent, noise_probability=noise_probability,
+                              noise_snr_db=noise_snr_db, time_shift_ms=time_shift_ms, test_speakers=test_speakers)
         settings = self.features
         if noise_probability > 0 and (settings.n_mfcc != settings.n_mels or settings.deltas):
             raise SpeechRNNError(

@@ -244,6 +244,7 @@ class SynthDataModule(SpeechDataModule):
         self.corpus_seed = corpus_seed
         self.snr_db = tuple(snr_db)
         super().__init__(**kwargs)
+        self.arguments.update(per_word=per_word, corpus_seed=corpus_seed, snr_db=snr_db)
 
     @property
     def corpus_path(self) -> Path:

@@ -19,8 +19,6 @@ from speechrnn.models.memory_gates import GateInit
 from speechrnn.models.normalisation import normalise_utterances
 from speechrnn.models.transformer import TransformerEncoder
 
-PIPELINE_KEY = "speechrnn_pipeline"  # the checkpoint entry for the data module's ``pipeline``
-
 
 def build_encoder(input_size: int, cell: str, hidden_size: int, num_layers: int, bidirectional: bool,
                   dropout: float, nonlinearity: str, init: str, gate_init: GateInit,
@@ -85,6 +83,7 @@ class SpeechClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.labels = list(labels)
         num_classes = len(self.labels)
+        # the training set's statistics, copied in before fit (``speechrnn.callbacks.FeatureStatistics``)
         self.register_buffer("feat_mean", torch.zeros(input_size))
         self.register_buffer("feat_std", torch.ones(input_size))
         self.encoder = build_encoder(input_size, cell, hidden_size, num_layers, bidirectional,
@@ -114,19 +113,6 @@ class SpeechClassifier(L.LightningModule):
             for split in ("val", "test")
         }) if label_folding else None
         self.results: dict[str, dict] = {}  # per split: the bucket table and confusion of the last epoch
-
-    def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if stage == "fit" and datamodule is not None:  # a resumed run restores these afterwards
-            mean, std = datamodule.feature_stats()
-            self.feat_mean.copy_(mean)
-            self.feat_std.copy_(std)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Put the data module's pipeline description beside the weights, so tools can rebuild it."""
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if datamodule is not None:
-            checkpoint[PIPELINE_KEY] = datamodule.pipeline.to_dict()
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
