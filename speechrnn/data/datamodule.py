@@ -97,12 +97,12 @@ class SpeechDataModule(L.LightningDataModule):
         gain_db: the largest gain (dB) either way applied to a training utterance.
         vtlp: the largest vocal-tract warp of the frequency axis either way (0.1: factors 0.9-1.1).
             All five act on training batches on the device; see :mod:`speechrnn.data.augment`.
-        target_labels: the labels to number the targets by (a trained model's, to score it); the
-            corpus's labels must be among them. Default: the corpus's own (``vocabulary()``).
         feature_device: where the feature arrays live during training. ``cuda``: on the training
             GPU, so batches are gathered there; ``cpu``: in RAM, batches pinned for the copy;
             ``auto``: on the GPU when the trainer uses one and the arrays fit in a share of its
             free memory (GPU_CACHE_SHARE), otherwise in RAM.
+        target_labels: the labels to number the targets by (a trained model's, to score it); the
+            corpus's labels must be among them. Default: the corpus's own (``vocabulary()``).
     """
 
     name: ClassVar[str]  # the folder under data_root, and the cache's prefix

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +37,15 @@ class DataPipeline:
     features: FeatureSettings
     pad_to_s: float | None  # recordings shorter than this are zero-padded to it (Speech Commands: 1 s)
 
-    def to_dict(self) -> dict:
-        return {"data": self.data, "features": asdict(self.features), "pad_to_s": self.pad_to_s}
-
     @classmethod
     def from_dict(cls, raw: Any, source: str) -> DataPipeline:
-        """Read back :meth:`to_dict`; ``source`` names where it came from in the error."""
+        """Read back what ``SpeechDataModule.state_dict`` wrote; ``source`` names where it came from in the error."""
         try:
             return cls(data=_checked_description(raw["data"]), features=FeatureSettings(**raw["features"]),
                        pad_to_s=raw["pad_to_s"])
         except (KeyError, TypeError, ValueError) as err:
             raise SpeechRNNError(f"{source} has a malformed data-pipeline description ({err!r}); "
                                  "retrain it with this speechrnn") from err
-
-    @property
-    def class_path(self) -> str:
-        return self.data["class_path"]
 
 
 def build_data_module(source: dict | str | Path | list[str | Path], **overrides) -> SpeechDataModule:
