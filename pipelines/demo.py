@@ -2,8 +2,8 @@
 
 Each encoder is trained through the same CLI and configs a user would run by hand
 (``configs/data/synth.yaml`` + ``configs/model/<cell>.yaml`` + ``configs/trainer/base.yaml`` and
-``cpu.yaml`` + ``configs/experiment/demo.yaml``), tested on held-out voices, and the results gathered into one
-run directory: ``results.json``, ``table.md`` and ``accuracy_by_length.png``.
+``cpu.yaml`` + ``configs/experiment/demo.yaml``), tested on held-out voices, and the results
+gathered into one run directory: ``results.json``, ``table.md`` and ``accuracy_by_length.png``.
 
     python -m pipelines.demo [--out runs/demo] [--epochs N] [--cells rnn gru lstm]
 """

@@ -2,11 +2,11 @@
 
 Every speaker of the corpus is the test speaker in turn, for each encoder; each fold is one run of
 the same ``speechrnn fit`` a user types (the data config and its corpus's experiment file,
-``configs/model/<cell>.yaml``, ``configs/trainer/base.yaml`` and ``cpu.yaml``) with ``test_speakers: [<speaker>]`` (and FSDD's ``split:
-speakers``). One held-out speaker is one sample of the population of voices, so the summary is
-the mean over speakers with a 95% interval (Student's t over speakers). A corpus with thousands
-of speakers (Speech Commands) is held out in ``--folds K`` groups of speakers instead. The run
-directory gets:
+``configs/model/<cell>.yaml``, ``configs/trainer/base.yaml`` and ``cpu.yaml``) with ``test_speakers:
+[<speaker>]`` (and FSDD's ``split: speakers``). One held-out speaker is one sample of the population
+of voices, so the summary is the mean over speakers with a 95% interval (Student's t over speakers).
+A corpus with thousands of speakers (Speech Commands) is held out in ``--folds K`` groups of
+speakers instead. The run directory gets:
 
 - ``<cell>/<speaker or fold>/``: each fold's run (config.yaml, checkpoints/, results.json);
 - ``results.json``: per encoder the mean, the interval, each speaker's accuracy, and the test
@@ -60,7 +60,7 @@ def speaker_data_class(data_config: Path) -> type:
 
 def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
     """The speakers of the corpus ``data_config`` builds, from its data module's utterance list."""
-    speaker_data_class(data_config)
+    speaker_data_class(data_config)  # refuses a corpus without speakers
     module = build_data_module(data_config, data_root=data_root)
     module.download()
     speakers = sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})

@@ -1,12 +1,12 @@
 """Streaming keyword spotting: train vanilla RNN, GRU and LSTM on windows of continuous audio, then
 run each as a spotter over long held-out streams.
 
-Each encoder is trained through the CLI (``configs/data/fsdd_stream.yaml`` and its experiment file
-+ the cell's model config + ``configs/trainer/base.yaml`` and ``cpu.yaml`` +
-``configs/experiment/streaming.yaml``). The detector's
-threshold and smoothing are tuned on the validation streams (keywords, and an hour of
-keyword-free audio): the most detections within the target rate of false alarms there. Then on the test streams, chunk by chunk with
-the state carried, one CPU thread:
+Each encoder is trained through the CLI (``configs/data/fsdd_stream.yaml`` and its experiment file +
+the cell's model config + ``configs/trainer/base.yaml`` and ``cpu.yaml`` +
+``configs/experiment/streaming.yaml``). The detector's threshold and smoothing are tuned on the
+validation streams (keywords, and an hour of keyword-free audio): the most detections within the
+target rate of false alarms there. Then on the test streams, chunk by chunk with the state carried,
+one CPU thread:
 
 - detection rate: keywords detected with their label between their start and ``TOLERANCE_S``
   after their end; false alarms on the keyword stream are detections matching no keyword;
