@@ -230,6 +230,13 @@ def test_noise_mixing_needs_an_invertible_dct(commands):
         commands(noise_probability=0.5, n_mfcc=13)
 
 
+def test_noise_mixing_without_background_recordings_names_their_folder(tree, commands):
+    for path in (tree / sc.BACKGROUND_DIR).glob("*.wav"):
+        path.unlink()
+    with pytest.raises(SpeechRNNError, match=f"found none in .*{sc.BACKGROUND_DIR}"):
+        commands(prepare=True, noise_probability=0.5)
+
+
 # ----- augmentation ---------------------------------------------------------------------------
 
 
