@@ -1,10 +1,10 @@
 """Reading back a checkpoint that ``speechrnn fit`` wrote: the model, its vocabulary, its data pipeline.
 
 A checkpoint describes itself: ``hyper_parameters`` hold the model's arguments (``labels``,
-``task`` and ``length_buckets`` linked from the data), the data module's own entry (Lightning
-saves ``SpeechDataModule.state_dict`` under the class's name) its ``speechrnn_pipeline``
-(:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the feature settings,
-the clip padding; a wrapped module nested inside), and the state dict the
+``task`` and ``length_buckets`` linked from the data), the data module's entry (its
+``state_dict``, which Lightning saves under the class's name) the ``speechrnn_pipeline``
+description (:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the feature
+settings, the clip padding; a wrapped module nested inside), and the state dict the
 normalisation statistics (``feat_mean``, ``feat_std``) beside the weights; so the model takes raw
 MFCCs. It is read with ``torch.load(weights_only=True)``: tensors and plain values, never code.
 """
