@@ -1,12 +1,12 @@
 """Leave-one-speaker-out: accuracy on voices the model never heard, with a confidence interval.
 
 Every speaker of the corpus is the test speaker in turn, for each encoder; each fold is one run of
-the same ``speechrnn fit`` a user types (the data config, ``configs/model/<cell>.yaml``,
-``configs/trainer/cpu.yaml``) with ``test_speakers: [<speaker>]`` (and FSDD's ``split:
-speakers``). One held-out speaker is one sample of the population of voices, so the summary is
-the mean over speakers with a 95% interval (Student's t over speakers). A corpus with thousands
-of speakers (Speech Commands) is held out in ``--folds K`` groups of speakers instead. The run
-directory gets:
+the same ``speechrnn fit`` a user types (the data config and its corpus's experiment file,
+``configs/model/<cell>.yaml``, ``configs/trainer/base.yaml`` and ``cpu.yaml``) with ``test_speakers:
+[<speaker>]`` (and FSDD's ``split: speakers``). One held-out speaker is one sample of the population
+of voices, so the summary is the mean over speakers with a 95% interval (Student's t over speakers).
+A corpus with thousands of speakers (Speech Commands) is held out in ``--folds K`` groups of
+speakers instead. The run directory gets:
 
 - ``<cell>/<speaker or fold>/``: each fold's run (config.yaml, checkpoints/, results.json);
 - ``results.json``: per encoder the mean, the interval, each speaker's accuracy, and the test
@@ -37,14 +37,14 @@ import yaml
 from scipy.stats import t as student_t  # scipy comes with librosa
 from tqdm import tqdm
 
+from pipelines.configs import CONFIGS, recipe_args, trainer_args
 from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.commands.compare import markdown_table, percent
-from speechrnn.data.pipeline import data_module_class
+from speechrnn.data.pipeline import build_data_module, data_module_class
 from speechrnn.errors import SpeechRNNError
 from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
 from speechrnn.training.tracking import default_wandb_mode
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 CONFIDENCE = 0.95
 
 
@@ -60,9 +60,8 @@ def speaker_data_class(data_config: Path) -> type:
 
 def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
     """The speakers of the corpus ``data_config`` builds, from its data module's utterance list."""
-    data_class = speaker_data_class(data_config)
-    init_args = yaml.safe_load(data_config.read_text())["data"].get("init_args", {})
-    module = data_class(**{**init_args, **({"data_root": data_root} if data_root else {})})
+    speaker_data_class(data_config)  # refuses a corpus without speakers
+    module = build_data_module(data_config, data_root=data_root)
     module.download()
     speakers = sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})
     if len(speakers) < 2:
@@ -96,9 +95,9 @@ def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_conf
         shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
         run_lightning([
             "fit",
-            "--config", str(data_config),
+            *recipe_args(data_config),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
-            "--config", str(CONFIGS / "trainer/cpu.yaml"),
+            *trainer_args(CONFIGS / "trainer/cpu.yaml"),
             f"--data.init_args.test_speakers={json.dumps(held_out)}",
             "--trainer.enable_progress_bar=false",
             "--trainer.logger.init_args.group", group,

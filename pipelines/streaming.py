@@ -1,11 +1,12 @@
 """Streaming keyword spotting: train vanilla RNN, GRU and LSTM on windows of continuous audio, then
 run each as a spotter over long held-out streams.
 
-Each encoder is trained through the CLI (``configs/data/fsdd_stream.yaml`` + the cell's model
-config + ``configs/trainer/cpu.yaml`` + ``configs/experiment/streaming.yaml``). The detector's
-threshold and smoothing are tuned on the validation streams (keywords, and an hour of
-keyword-free audio): the most detections within the target rate of false alarms there. Then on the test streams, chunk by chunk with
-the state carried, one CPU thread:
+Each encoder is trained through the CLI (``configs/data/fsdd_stream.yaml`` and its experiment file +
+the cell's model config + ``configs/trainer/base.yaml`` and ``cpu.yaml`` +
+``configs/experiment/streaming.yaml``). The detector's threshold and smoothing are tuned on the
+validation streams (keywords, and an hour of keyword-free audio): the most detections within the
+target rate of false alarms there. Then on the test streams, chunk by chunk with the state carried,
+one CPU thread:
 
 - detection rate: keywords detected with their label between their start and ``TOLERANCE_S``
   after their end; false alarms on the keyword stream are detections matching no keyword;
@@ -35,21 +36,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import yaml
-from jsonargparse import ArgumentParser
 
+from pipelines.configs import CONFIGS, recipe_args, trainer_args
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.corpora.streams import SCORED_SPLITS, featurise, read_timeline
 from speechrnn.data.chunks import read_chunks
-from speechrnn.data.datamodule import SpeechDataModule
+from speechrnn.data.pipeline import build_data_module
 from speechrnn.plots import plot_stream
 from speechrnn.streaming.detect import Detector, OperatingPoint, detect, score
 from speechrnn.streaming.export import OnnxStep, export_onnx, quantize_onnx
 from speechrnn.streaming.runner import Streamer, StreamResult, spot
 from speechrnn.training.tracking import default_wandb_mode
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TOLERANCE_S = 0.5  # a hit fires between the keyword's start and this long after its end
 # fine steps near 1, where a spotter tuned for no false alarm ends up
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995]
@@ -65,9 +64,9 @@ def train_one(cell: str, run_dir: Path, data_args: list[str], overrides: list[st
     if not (run_dir / "results.json").is_file():
         run_lightning([
             "fit",
-            "--config", str(CONFIGS / "data/fsdd_stream.yaml"),
+            *recipe_args(CONFIGS / "data/fsdd_stream.yaml"),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
-            "--config", str(CONFIGS / "trainer/cpu.yaml"),
+            *trainer_args(CONFIGS / "trainer/cpu.yaml"),
             "--config", str(CONFIGS / "experiment/streaming.yaml"),
             "--run_dir", str(run_dir),
             "--trainer.logger.init_args.name", f"stream-{cell}",
@@ -270,10 +269,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 def stream_files(run_dir: Path) -> dict[str, dict[str, Path]]:
     """The validation and test streams of a run's data module, rebuilt from ``run_dir/config.yaml``."""
-    parser = ArgumentParser()
-    parser.add_subclass_arguments(SpeechDataModule, "data")
-    data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
-    datamodule = parser.instantiate(parser.parse_object({"data": data})).data
+    datamodule = build_data_module(run_dir / "config.yaml")
     datamodule.prepare_data()  # nothing to do unless the streams were deleted
     return {split: datamodule.stream_files(split) for split in SCORED_SPLITS}
 

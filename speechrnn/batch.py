@@ -19,5 +19,5 @@ class Batch(NamedTuple):
 
 
 def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """``(B, T)`` True on real frames."""
+    """``(B, T)``: True on each sequence's real frames, False on its padding."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

@@ -26,7 +26,7 @@ from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import count_parameters
 from speechrnn.processes import global_rank_is_zero
 from speechrnn.training import tracking
-from speechrnn.training.callbacks import TrainingStability
+from speechrnn.training.callbacks import FeatureStatistics, TrainingStability
 from speechrnn.training.runlock import RunLock
 
 
@@ -51,7 +51,9 @@ class SpeechCLI(LightningCLI):
             parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
         parser.link_arguments("data", "model.label_folding", compute_fn=lambda dm: dm.scoring_map(),
                               apply_on="instantiate")
-        # always on, whatever the trainer config lists: NaN guards and the W&B length charts
+        # always on, whatever the trainer config lists: the model's input statistics, NaN guards and
+        # the W&B length charts
+        parser.add_lightning_class_args(FeatureStatistics, "feature_statistics")
         parser.add_lightning_class_args(TrainingStability, "stability")
         parser.add_lightning_class_args(tracking.LengthAccuracyCharts, "length_charts")
 

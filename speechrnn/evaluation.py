@@ -12,28 +12,26 @@ import logging
 import math
 from dataclasses import asdict
 from itertools import pairwise
+from pathlib import Path
 
 import lightning as L
-import yaml
 
 from speechrnn.checkpoint import Checkpoint
-from speechrnn.corpora.folder import FolderDataModule
 from speechrnn.data.datamodule import SpeechDataModule
-from speechrnn.data.pipeline import DataPipeline
+from speechrnn.data.pipeline import build_data_module, data_config
 from speechrnn.errors import SpeechRNNError
 
 DATA_CONFIGS = "data"  # the dataset configs, within the package's configs (importlib.resources)
 
 
-def dataset_config(name: str) -> tuple[str, dict]:
-    """The class path and arguments of the packaged ``configs/data/<name>.yaml``."""
+def dataset_config(name: str) -> dict:
+    """The ``data`` section of the packaged ``configs/data/<name>.yaml``."""
     folder = importlib.resources.files("speechrnn.configs") / DATA_CONFIGS
     path = folder / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
         raise SpeechRNNError(f"no dataset config {name!r}; choose one of {known}")
-    data = yaml.safe_load(path.read_text())["data"]
-    return data["class_path"], dict(data.get("init_args") or {})
+    return data_config(Path(str(path)))
 
 
 def build_datamodule(ckpt: Checkpoint, dataset: str | None = None, data_root: str | None = None,
@@ -43,44 +41,30 @@ def build_datamodule(ckpt: Checkpoint, dataset: str | None = None, data_root: st
 
     ``dataset`` is a packaged dataset name, ``folder`` (``data_root`` is then ``DIR/<label>/*.wav``,
     every file in ``split``), or None for the checkpoint's own data module as training built it.
+    Its targets are numbered by the checkpoint's labels, so targets and predictions agree; the data
+    may hold a subset of them (scoring some classes is a normal use).
     """
     overrides = {"data_root": data_root, "cache_dir": cache_dir, "batch_size": batch_size,
-                 "length_buckets": buckets or ckpt.model_args["length_buckets"]}
+                 "length_buckets": buckets or ckpt.model_args["length_buckets"], "target_labels": ckpt.labels}
     if dataset is None:
-        datamodule = ckpt.pipeline.build(**overrides)
+        description = ckpt.pipeline.data
     else:
         if dataset == "folder":
             if data_root is None:
                 raise SpeechRNNError("--dataset folder needs --data-root DIR holding DIR/<label>/*.wav")
-            class_path, init_args = "speechrnn.corpora.folder.FolderDataModule", {"path": data_root, "use_all_for": split}
+            data = {"class_path": "speechrnn.corpora.folder.FolderDataModule",
+                    "init_args": {"path": data_root, "use_all_for": split}}
             overrides.pop("data_root")
         else:
-            class_path, init_args = dataset_config(dataset)
-        described = DataPipeline({"class_path": class_path, "init_args": init_args | asdict(ckpt.features)
-                                  | {"task": ckpt.task}}, ckpt.features, ckpt.pipeline.pad_to_s)
-        datamodule = described.build(**overrides)
-    if not isinstance(datamodule, FolderDataModule) and not datamodule.corpus_dir.is_dir():
-        raise SpeechRNNError(
-            f"{datamodule.corpus_dir.parent} holds no {datamodule.corpus_dir.name}/ folder; pass --data-root with "
-            f"the folder that holds {datamodule.corpus_dir.name}/ (`speechrnn fit` on this dataset downloads it there)"
-        )
-    adopt_vocabulary(datamodule, ckpt)
+            data = dataset_config(dataset)
+        description = {"class_path": data["class_path"],
+                       "init_args": data["init_args"] | asdict(ckpt.features) | {"task": ckpt.task}}
+    datamodule = build_data_module(description, **overrides)
+    datamodule.check_corpus_present()
+    if datamodule.labels != ckpt.labels:  # a wrapper (the delayed task) numbers by its corpus's labels
+        raise SpeechRNNError(f"{datamodule.name} numbers its labels {datamodule.labels}, checkpoint {ckpt.path} "
+                             f"{ckpt.labels}; evaluate a checkpoint trained on this data")
     return datamodule
-
-
-def adopt_vocabulary(datamodule: SpeechDataModule, ckpt: Checkpoint) -> None:
-    """Give the data the checkpoint's label ids, so targets and predictions share one numbering.
-
-    The data may hold a subset of the checkpoint's labels (scoring some classes is a normal use).
-    """
-    unknown = [label for label in datamodule.labels if label not in ckpt.labels]
-    if unknown:
-        source = getattr(datamodule, "path", datamodule.corpus_dir)
-        raise SpeechRNNError(
-            f"{source} has labels {unknown} that checkpoint {ckpt.path} does not know; it knows "
-            f"{ckpt.labels}: rename or remove those, or evaluate a checkpoint trained on them"
-        )
-    datamodule.labels = ckpt.labels
 
 
 def trainer_device(device: str) -> dict:

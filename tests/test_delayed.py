@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 
+from pipelines.configs import trainer_args
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.cli import main
 from speechrnn.corpora.delayed import DelayedDataModule
@@ -88,7 +89,7 @@ def delayed_run(tmp_path_factory):
     data = root / "data.yaml"
     data.write_text(yaml.safe_dump({"data": {"class_path": "speechrnn.corpora.delayed.DelayedDataModule", "init_args": {
         "inner": inner, "delays_s": [0.0, 0.4], "window_s": WINDOW_S, "batch_size": 8}}}))
-    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+    main(["fit", *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
           "--config", str(data), "--run_dir", str(root / "run"), "--trainer.max_epochs", "3",
           "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--model.hidden_size", "16",
           "--model.num_layers", "1", "--model.pooling", "last"])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from pipelines.configs import trainer_args
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.cli import main
 from speechrnn.models.classifier import SpeechClassifier
@@ -36,7 +37,7 @@ def test_utterance_normalisation_makes_the_model_deaf_to_a_constant_offset():
 
 
 def test_the_checkpoint_stores_the_normalisation_and_its_model_applies_it(tmp_path):
-    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+    main(["fit", *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
           "--data", "tones.ToneDataModule", "--data.data_root", str(tmp_path / "data"),
           "--data.cache_dir", str(tmp_path / "cache"), "--run_dir", str(tmp_path / "run"),
           "--trainer.max_epochs", "1", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",

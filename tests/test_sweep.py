@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from speechrnn.errors import TrainingDiverged
+from speechrnn.errors import SpeechRNNError, TrainingDiverged
 from speechrnn.training.learning_curve import LearningCurve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,3 +158,44 @@ def test_learning_curve_finds_the_first_best_epoch_and_the_cap():
     assert curve.summary(max_epochs=4) == {"epochs": 4, "hit_cap": True, "best_epoch": 2, "curve": {
         "val_acc": pytest.approx([0.2, 0.6, 0.6, 0.5]), "train_loss": pytest.approx([2.0, 1.0, 0.9, 0.8])}}
     assert curve.summary(max_epochs=10)["hit_cap"] is False
+
+
+def test_the_wandb_sweep_config_is_the_grid_file_at_every_candidate_rate(sweep_module, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_RUN_GROUP", "agents")
+    grid_path = ROOT / "configs/sweep/default.yaml"
+    sweep_module.main(["--grid", str(grid_path), "--out", "runs/sweep-wandb", "--wandb-config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    grid = yaml.safe_load(grid_path.read_text())
+    names = config["parameters"]["run"]["values"]
+    runs = {run.name: run for run in sweep_module.grid_runs(grid)}
+    assert sorted(names) == sorted(runs) and len(names) == len(set(names))
+    assert {runs[n].variant for n in names} == set(grid["variants"])
+    assert {runs[n].delay_s for n in names} == {*grid["delays_s"], grid["lr_selection"]["delay_s"]}
+    assert {runs[n].seed for n in names} == set(grid["seeds"])
+    assert {runs[n].lr for n in names} == set(grid["lr_selection"]["learning_rates"])
+    assert {runs[n].hidden_size for n in names} == {grid["hidden_size"]}
+    assert len(names) == len(grid["variants"]) * len(grid["delays_s"]) * len(grid["seeds"]) * 3
+    # each agent fits its run from the grid file itself: the same configs and budget as `make sweep`
+    command = config["command"]
+    assert command[command.index("--grid") + 1] == str(grid_path) and command[-1] == "${args}"
+    args = sweep_module.fit_args(grid, runs[names[0]], 100, Path("run"))
+    assert args[args.index("--trainer.max_epochs") + 1] == str(grid["max_epochs"])
+    assert args[args.index("--trainer.callbacks.patience") + 1] == str(grid["patience"])
+    assert (config["method"], config["metric"]) == ("grid", {"name": "val/acc", "goal": "maximize"})
+
+
+def test_a_grid_with_fixed_rates_sweeps_only_those(sweep_module):
+    grid = yaml.safe_load((ROOT / "configs/sweep/budget.yaml").read_text())
+    runs = sweep_module.grid_runs(grid)
+    assert {(r.variant, r.lr) for r in runs} == {(v, spec["lr"]) for v, spec in grid["variants"].items()}
+    assert len(runs) == len(grid["variants"]) * len(grid["delays_s"]) * len(grid["seeds"])
+
+
+def test_an_agents_run_is_fitted_by_name_and_recorded(sweep_module, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_RUN_GROUP", "agent")
+    grid_path, out = tiny_grid(tmp_path), tmp_path / "sweep"
+    name = sweep_module.grid_runs(yaml.safe_load(grid_path.read_text()))[0].name
+    sweep_module.main(["--grid", str(grid_path), "--out", str(out), "--run", name])
+    assert json.loads((out / "runs" / name / "record.json").read_text())["name"] == name
+    with pytest.raises(SpeechRNNError, match="is not a run of"):
+        sweep_module.main(["--grid", str(grid_path), "--out", str(out), "--run", "nothing"])

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from pipelines.configs import trainer_args
 from speechrnn.cli import main, write_run_results
 from speechrnn.corpora.folder import FolderDataModule
 from speechrnn.data.audio import read_audio
@@ -161,7 +162,7 @@ def holder(tmp_path):
 
 def test_a_second_fit_in_a_busy_run_folder_is_refused_naming_the_holder(tmp_path, holder, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["fit", "--config", str(CONFIGS / "model/lstm.yaml"), "--config", str(CONFIGS / "trainer/cpu.yaml"),
+        main(["fit", "--config", str(CONFIGS / "model/lstm.yaml"), *trainer_args(CONFIGS / "trainer/cpu.yaml"),
               "--data", "tones.ToneDataModule", "--data.data_root", str(tmp_path / "data"),
               "--data.cache_dir", str(tmp_path / "cache"), "--run_dir", str(tmp_path / "run"),
               "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1",

@@ -65,6 +65,7 @@ class ToneDataModule(SpeechDataModule):
         kwargs.setdefault("batch_size", 8)
         kwargs.setdefault("length_buckets", [20, 40])
         super().__init__(**kwargs)
+        self.arguments.update(num_classes=num_classes, per_class=per_class)
 
     def vocabulary(self) -> list[str]:
         return [str(c) for c in range(self.num_tone_classes)] + (["background"] if self.background else [])

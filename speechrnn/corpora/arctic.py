@@ -89,6 +89,7 @@ class ArcticDataModule(SpeechDataModule):
             )
         self.speakers = sorted(set(speakers))
         super().__init__(task=task, **kwargs)
+        self.arguments.update(speakers=speakers)
 
     def vocabulary(self) -> list[str]:
         return list(PHONES)

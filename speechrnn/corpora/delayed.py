@@ -76,6 +76,8 @@ class DelayedDataModule(SpeechDataModule):
         super().__init__(task=inner.task, data_root=str(inner.data_root), cache_dir=str(inner.cache_dir),
                          **asdict(inner.features), batch_size=batch_size, length_buckets=self.length_buckets,
                          seed=seed, feature_device=inner.feature_device)
+        self.arguments.update(inner=inner, delays_s=delays_s, window_s=window_s, distractor=distractor,
+                              noise_dbfs=noise_dbfs)
         self.save_hyperparameters(ignore=["inner"])
         self.name = self.dataset_name({"inner": {"class_path": type(inner)}})
 

@@ -70,6 +70,8 @@ class FolderDataModule(SpeechDataModule):
             ) from err
         self.use_all_for = use_all_for
         super().__init__(task=task, **kwargs)
+        self.arguments.update(path=path, validation_fraction=validation_fraction, test_fraction=test_fraction,
+                              speaker_pattern=speaker_pattern, use_all_for=use_all_for)
 
     def vocabulary(self) -> list[str]:
         """The label subfolders, sorted; each must hold at least one recording, and training two labels."""
@@ -107,6 +109,9 @@ class FolderDataModule(SpeechDataModule):
 
     def download(self) -> None:
         """Nothing to fetch: the folder is the user's, checked when the labels were listed."""
+
+    def check_corpus_present(self) -> None:
+        """The folder was checked when the labels were listed."""
 
     def utterances(self) -> list[Utterance]:
         found = []

@@ -68,6 +68,7 @@ class FSDDDataModule(SpeechDataModule):
         self.split = split
         self.test_speakers = sorted(set(test_speakers))
         super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
+        self.arguments.update(split=split, test_speakers=test_speakers)
 
     @property
     def recordings_dir(self) -> Path:

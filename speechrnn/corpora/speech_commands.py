@@ -19,8 +19,8 @@ Label sets:
 Clips shorter than one second are zero-padded to it (the cache keeps their true length).
 
 Training-only augmentation, all off by default, acts on MFCC batches on the device: background
-noise mixed at a random SNR (in the mel-power domain, see ``NoiseMixer``) and a random time shift,
-then what every corpus offers (tempo, gain, SpecAugment masks: :mod:`speechrnn.data.augment`).
+noise mixed at a random SNR and a random time shift, then what every corpus offers (tempo, gain,
+SpecAugment masks); all live in :mod:`speechrnn.data.augment`.
 """
 
 from __future__ import annotations
@@ -32,12 +32,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import soundfile as sf
-import torch
-from torch import Tensor
 
-from speechrnn.batch import Batch
-from speechrnn.data.audio import read_audio
-from speechrnn.data.augment import valid_frames
+from speechrnn.batch import Batch, padding_mask
+from speechrnn.data.augment import NoiseMixer, time_shift
 from speechrnn.data.corpus import SILENCE, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract
@@ -138,6 +135,9 @@ class SpeechCommandsDataModule(SpeechDataModule):
         self.time_shift_ms = time_shift_ms
         self.test_speakers = sorted(set(test_speakers))
         super().__init__(**kwargs)
+        self.arguments.update(version=version, label_set=label_set, unknown_percent=unknown_percent,
+                              silence_percent=silence_percent, noise_probability=noise_probability,
+                              noise_snr_db=noise_snr_db, time_shift_ms=time_shift_ms, test_speakers=test_speakers)
         settings = self.features
         if noise_probability > 0 and (settings.n_mfcc != settings.n_mels or settings.deltas):
             raise SpeechRNNError(
@@ -254,98 +254,22 @@ class SpeechCommandsDataModule(SpeechDataModule):
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
         if self.noise_probability > 0 and self.noise_mixer is None:
-            self.noise_mixer = NoiseMixer.from_files(self.background_files(), MFCC(self.features))
+            if not self.background_files():
+                raise SpeechRNNError(
+                    f"noise mixing needs background recordings and found none in {self.tree_dir / BACKGROUND_DIR}/; "
+                    "restore that folder or set noise_probability: 0"
+                )
+            self.noise_mixer = NoiseMixer.from_files(self.background_files(), MFCC(self.features), NOISE_SPAN["train"])
 
     def augment(self, batch: Batch) -> Batch:
         if self.noise_mixer is not None:
             mean, std = self.mean.to(batch.feats.device), self.std.to(batch.feats.device)
             feats = (batch.feats - mean) / std  # (B, T, F), normalised as the mixer takes them
             feats = self.noise_mixer(feats, batch.lengths, mean, std, self.noise_probability, self.noise_snr_db)
-            valid = valid_frames(batch.lengths, feats.shape[1])[..., None]
+            valid = padding_mask(batch.lengths, feats.shape[1])[..., None]
             batch = batch._replace(feats=(feats * std + mean) * valid)
         if self.time_shift_ms > 0:
             max_frames = round(self.time_shift_ms / self.features.hop_ms)
             batch = batch._replace(feats=time_shift(batch.feats, batch.lengths, max_frames))
         return super().augment(batch)
 
-
-class NoiseMixer:
-    """Adds background noise to normalised MFCC frames at a chosen SNR.
-
-    Noise and speech add in power, so the mixing happens on mel power: with ``n_mfcc ==
-    n_mels`` the orthonormal DCT is invertible, so frames go back to mel dB exactly, then to
-    power, get a window of noise power scaled to the SNR added, and return to normalised MFCCs.
-    Adding powers drops the speech-noise cross term, which averages to zero for independent
-    signals. The noise bank holds the train share of each background recording.
-    """
-
-    def __init__(self, noise_power: Tensor, dct: Tensor) -> None:
-        self.noise_power = noise_power  # (N, n_mels) mel power frames, recordings back to back
-        self.dct = dct  # (n_mels, n_mfcc), orthonormal
-
-    @classmethod
-    def from_files(cls, paths: list[Path], mfcc: MFCC) -> NoiseMixer:
-        if not paths:
-            raise SpeechRNNError(
-                f"noise mixing needs background recordings and found none in {BACKGROUND_DIR}/; "
-                "restore that folder or set noise_probability: 0"
-            )
-        banks = []
-        rate = mfcc.settings.sample_rate
-        with torch.no_grad():
-            for path in paths:
-                duration_s = sf.info(str(path)).duration
-                low, high = NOISE_SPAN["train"]
-                wave = read_audio(path, rate, low * duration_s, (high - low) * duration_s)
-                (ceps,) = mfcc(wave[None], torch.tensor([len(wave)]))
-                banks.append(10 ** ((ceps @ mfcc.dct.T) / 10))  # (T, n_mels) mel power
-        return cls(torch.cat(banks), mfcc.dct.clone())
-
-    def __call__(
-        self,
-        feats: Tensor,
-        lengths: Tensor,
-        mean: Tensor,
-        std: Tensor,
-        probability: float,
-        snr_db: tuple[float, float],
-    ) -> Tensor:
-        batch, steps, _ = feats.shape
-        device = feats.device
-        self.noise_power = self.noise_power.to(device)
-        self.dct = self.dct.to(device)
-        valid = (torch.arange(steps, device=device)[None, :] < lengths[:, None])[
-            ..., None
-        ]  # (B, T, 1)
-        speech = 10 ** (((feats * std + mean) @ self.dct.T) / 10)  # (B, T, n_mels)
-        # One noise window per clip; a window may straddle two recordings (a negligible seam).
-        starts = torch.randint(0, max(1, len(self.noise_power) - steps), (batch,), device=device)
-        rows = (starts[:, None] + torch.arange(steps, device=device)).clamp_(
-            max=len(self.noise_power) - 1
-        )
-        noise = self.noise_power[rows]  # (B, T, n_mels)
-        speech_mean = (speech * valid).sum((1, 2)) / (valid.sum((1, 2)) * speech.shape[-1])
-        noise_mean = (noise * valid).sum((1, 2)) / (valid.sum((1, 2)) * noise.shape[-1])
-        low, high = snr_db
-        snr = torch.empty(batch, device=device).uniform_(low, high)
-        scale = speech_mean / (noise_mean * 10 ** (snr / 10))  # (B,)
-        scale = scale * (torch.rand(batch, device=device) < probability)
-        mixed = speech + scale[:, None, None] * noise
-        mixed_db = 10 * torch.log10(mixed.clamp_min(1e-10))  # the floor AmplitudeToDB uses
-        return ((mixed_db @ self.dct - mean) / std) * valid
-
-
-def time_shift(feats: Tensor, lengths: Tensor, max_frames: int) -> Tensor:
-    """Shift each clip by up to ``max_frames`` either way within its length.
-
-    Frames shifted in repeat the clip's edge frame: keyword clips start and end in background,
-    and a zero (the training mean) would be an unnatural frame.
-    """
-    batch, steps, _ = feats.shape
-    device = feats.device
-    shift = torch.randint(-max_frames, max_frames + 1, (batch, 1), device=device)
-    source = torch.arange(steps, device=device)[None, :] - shift  # (B, T)
-    source = torch.minimum(source.clamp_min(0), (lengths[:, None] - 1).clamp_min(0))
-    shifted = feats.gather(1, source[..., None].expand_as(feats))
-    valid = torch.arange(steps, device=device)[None, :] < lengths[:, None]
-    return shifted * valid[..., None]

@@ -116,6 +116,9 @@ class StreamDataModule(SpeechDataModule):
                          **asdict(keywords.features), batch_size=batch_size,
                          length_buckets=self.window_buckets(keywords.features), seed=seed,
                          feature_device=keywords.feature_device)
+        self.arguments.update(keywords=keywords, fillers=fillers, filler_words=filler_words, window_s=window_s,
+                              positives=positives, negatives=negatives, filler_negatives=filler_negatives,
+                              keyword_free_s=keyword_free_s)
         self.save_hyperparameters(ignore=["keywords", "fillers"])
         self.name = f"{keywords.name}-stream"
 

@@ -29,8 +29,8 @@ import torch
 import torchaudio.functional as AF
 from tqdm import tqdm
 
-from speechrnn.corpora.speech_commands import CORE_WORDS
 from speechrnn.corpora import espeak
+from speechrnn.corpora.speech_commands import CORE_WORDS
 from speechrnn.data.corpus import SILENCE, PhoneSegment, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.errors import SpeechRNNError
@@ -244,6 +244,7 @@ class SynthDataModule(SpeechDataModule):
         self.corpus_seed = corpus_seed
         self.snr_db = tuple(snr_db)
         super().__init__(**kwargs)
+        self.arguments.update(per_word=per_word, corpus_seed=corpus_seed, snr_db=snr_db)
 
     @property
     def corpus_path(self) -> Path:

@@ -95,6 +95,15 @@ class FeatureSettings:
         return 1 + num_samples // self.hop_length
 
 
+def dct_matrix(n_mfcc: int, n_mels: int) -> Tensor:
+    """``(n_mels, n_mfcc)``: the orthonormal DCT-II that turns log-mel bands into cepstra.
+
+    Orthonormal, so its transpose maps cepstra back to (smoothed) log-mel bands: the noise mixer
+    and vocal tract warp rely on that.
+    """
+    return AF.create_dct(n_mfcc, n_mels, "ortho")
+
+
 class MFCC(nn.Module):
     """Waveforms ``(B, S)`` with their lengths ``(B,)`` in samples -> list of ``(T_i, F)`` frames.
 
@@ -115,7 +124,7 @@ class MFCC(nn.Module):
         self.mel_scale = T.MelScale(settings.n_mels, settings.sample_rate,
                                     n_stft=settings.n_fft // 2 + 1)
         self.to_db = T.AmplitudeToDB("power", top_db=None)
-        self.register_buffer("dct", AF.create_dct(settings.n_mfcc, settings.n_mels, "ortho"))
+        self.register_buffer("dct", dct_matrix(settings.n_mfcc, settings.n_mels))
         self.compute_deltas = T.ComputeDeltas(win_length=2 * DELTA_REACH + 1) if settings.deltas else None
 
     def forward(self, waves: Tensor, lengths: Tensor) -> list[Tensor]:

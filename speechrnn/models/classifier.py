@@ -20,8 +20,6 @@ from speechrnn.models.normalisation import STREAMABLE, FeatureNormaliser, Normal
 from speechrnn.models.streaming_step import StreamingStep
 from speechrnn.models.transformer import TransformerEncoder
 
-PIPELINE_KEY = "speechrnn_pipeline"  # the checkpoint entry for the data module's ``pipeline``
-
 
 def build_encoder(input_size: int, cell: str, hidden_size: int, num_layers: int, bidirectional: bool,
                   dropout: float, nonlinearity: str, init: str, gate_init: GateInit,
@@ -90,6 +88,7 @@ class SpeechClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.labels = list(labels)
         num_classes = len(self.labels)
+        # the training set's statistics are copied in before fit (``speechrnn.training.callbacks.FeatureStatistics``)
         self.normaliser = FeatureNormaliser(input_size, normalisation, norm_prior_frames, norm_window_frames)
         self.encoder = build_encoder(input_size, cell, hidden_size, num_layers, bidirectional,
                                      dropout, nonlinearity, init, gate_init, gate_bias, chrono_frames)
@@ -118,19 +117,6 @@ class SpeechClassifier(L.LightningModule):
             for split in ("val", "test")
         }) if label_folding else None
         self.results: dict[str, dict] = {}  # per split: the bucket table and confusion of the last epoch
-
-    def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if stage == "fit" and datamodule is not None:  # a resumed run restores these afterwards
-            mean, std = datamodule.feature_stats()
-            self.normaliser.mean.copy_(mean)
-            self.normaliser.std.copy_(std)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Put the data module's pipeline description beside the weights, so tools can rebuild it."""
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if datamodule is not None:
-            checkpoint[PIPELINE_KEY] = datamodule.pipeline.to_dict()
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""

@@ -1,7 +1,9 @@
-"""Training monitors, as Lightning callbacks: gradient stability, and the gradient through time.
+"""Lightning callbacks: the feature statistics handed to the model, gradient stability, and the
+gradient through time.
 
-``speechrnn fit`` always adds :class:`TrainingStability` (its ``--stability.*`` flags tune it);
-:class:`GradientDecay` is added by configs that want the curve (the long-range experiment).
+``speechrnn fit`` always adds :class:`FeatureStatistics` and :class:`TrainingStability` (its
+``--stability.*`` flags tune it); :class:`GradientDecay` is added by configs that want the curve
+(the long-range experiment).
 """
 
 from __future__ import annotations
@@ -13,6 +15,23 @@ from torch import Tensor
 from speechrnn.errors import TrainingDiverged
 from speechrnn.models.gradient_decay import decay_factor, input_gradient_norms
 from speechrnn.training import tracking
+
+
+class FeatureStatistics(L.Callback):
+    """Copies the data module's feature statistics into the model's buffers when a fit starts.
+
+    The model normalises raw MFCCs by its normaliser's ``mean`` and ``std``, buffers that every
+    checkpoint carries; the data module knows them once its ``setup`` has read the training split. Lightning
+    sets up the data module before the callbacks and the model, so a callback's ``setup`` is where
+    both are ready, and neither has to reach into the other. A resumed fit restores the checkpoint's
+    buffers afterwards. A Trainer built by hand needs it in its callbacks to normalise.
+    """
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and trainer.datamodule is not None:
+            mean, std = trainer.datamodule.feature_stats()  # (F,) each
+            pl_module.normaliser.mean.copy_(mean)
+            pl_module.normaliser.std.copy_(std)
 
 
 class TrainingStability(L.Callback):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipelines.configs import trainer_args
 from speechrnn.cli import main
 from tones import ToneDataModule
 
@@ -16,7 +17,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 def run(tmp_path_factory):
     """A small GRU fitted on the tone corpus until it tells the tones apart, then tested: its run."""
     root = tmp_path_factory.mktemp("evaluate")
-    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+    main(["fit", *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
           "--data", "tones.ToneDataModule", "--data.data_root", str(root / "data"),
           "--data.cache_dir", str(root / "cache"), "--data.batch_size", "8", "--run_dir", str(root / "run"),
           "--trainer.max_epochs", "15", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
@@ -48,10 +49,11 @@ def fails(capsys, *args) -> str:
     return err
 
 
-def test_lightning_checkpoints_load_with_weights_only(run):
+def test_lightning_checkpoints_load_with_weights_only_and_carry_the_data_modules_description(run):
     raw = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
     assert raw["hyper_parameters"]["labels"] == ["0", "1", "2"]
-    pipeline = raw["speechrnn_pipeline"]
+    # Lightning saves the data module's state_dict under its class name: the description lives there
+    pipeline = raw["ToneDataModule"]["speechrnn_pipeline"]
     assert pipeline["data"]["class_path"] == "tones.ToneDataModule"
     rebuilt = ToneDataModule(**pipeline["data"]["init_args"])  # the description rebuilds the module
     assert asdict(rebuilt.features) == pipeline["features"] and rebuilt.length_buckets == [30, 45]
@@ -128,7 +130,7 @@ def test_a_data_root_without_the_dataset_is_named(run, tmp_path, capsys):
 
 def test_a_checkpoint_without_its_pipeline_is_refused_naming_the_fix(run, tmp_path, capsys):
     raw = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
-    del raw["speechrnn_pipeline"]
+    raw["speechrnn_pipeline"] = raw.pop("ToneDataModule")["speechrnn_pipeline"]  # the layout before
     torch.save(raw, tmp_path / "old.ckpt")
     err = fails(capsys, tmp_path / "old.ckpt")
     assert "older speechrnn" in err and "retrain" in err

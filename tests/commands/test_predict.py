@@ -53,8 +53,8 @@ def test_predict_labels_recordings_at_any_rate_and_channel_count(run, tmp_path, 
 def test_a_corpus_that_pads_its_clips_pads_them_in_predict_too(run, tmp_path):  # noqa: F811
     """A checkpoint whose corpus zero-pads clips to 0.6 s scores a short clip as if it ended in silence."""
     raw = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
-    assert raw["speechrnn_pipeline"]["pad_to_s"] is None  # the tone corpus pads nothing
-    raw["speechrnn_pipeline"]["pad_to_s"] = 0.6
+    assert raw["ToneDataModule"]["speechrnn_pipeline"]["pad_to_s"] is None  # the tone corpus pads nothing
+    raw["ToneDataModule"]["speechrnn_pipeline"]["pad_to_s"] = 0.6
     torch.save(raw, tmp_path / "padding.ckpt")
     tone(tmp_path / "short.wav", 2, 16000, 1, seconds=0.15)
     wave, rate = sf.read(tmp_path / "short.wav", dtype="float32")

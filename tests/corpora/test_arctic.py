@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn.corpora.arctic import PHONES, ArcticDataModule, read_lab, split_of
 from speechrnn.corpora import arctic
+from speechrnn.corpora.arctic import PHONES, ArcticDataModule, read_lab, split_of
 from speechrnn.errors import SpeechRNNError
 
 DURATION_S = 0.5

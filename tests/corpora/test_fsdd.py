@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn.corpora.fsdd import FSDDDataModule
 from speechrnn.corpora import fsdd
+from speechrnn.corpora.fsdd import FSDDDataModule
 from speechrnn.errors import SpeechRNNError
 
 RATE = 8000

@@ -8,6 +8,7 @@ from matplotlib.image import imread
 from test_stream_parity import run_graph
 from test_streaming import SETTINGS, model, speechlike, streamed
 
+from pipelines.configs import trainer_args
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import main
 from speechrnn.plots import plot_stream
@@ -22,7 +23,7 @@ TONES = [(0.6, 1.0), (1.6, 2.0), (2.6, 3.0)]  # seconds of each class's tone in 
 
 def fit_tones(root, background: bool):
     """A one-layer GRU with pooling: last and causal normalisation, fitted on the tone corpus."""
-    main(["fit", "--config", f"{CONFIGS}/trainer/cpu.yaml", "--config", f"{CONFIGS}/model/gru.yaml",
+    main(["fit", *trainer_args(f"{CONFIGS}/trainer/cpu.yaml"), "--config", f"{CONFIGS}/model/gru.yaml",
           "--data", "tones.ToneDataModule", "--data.data_root", str(root / "data"),
           "--data.background", str(background).lower(), "--data.per_class", "24",
           "--data.sample_rate", str(SAMPLE_RATE),
