@@ -121,4 +121,4 @@ def test_fsdd_speakers_stacks_on_the_fsdd_recipe_and_its_experiment_file(capsys)
                              "--config", str(CONFIGS / "model/gru.yaml"))
     data = config["data"]["init_args"]
     assert (data["split"], data["test_speakers"], data["n_mfcc"], data["vtlp"]) == ("speakers", ["theo"], 13, 0.1)
-    assert (config["model"]["normalisation"], config["model"]["dropout"]) == ("utterance", 0.2)
+    assert (config["model"]["normalisation"], config["model"]["dropout"]) == ("causal", 0.2)

@@ -10,7 +10,7 @@ from pipelines.configs import trainer_args
 from speechrnn.cli import main
 from tones import ToneDataModule
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
