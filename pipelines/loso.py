@@ -4,9 +4,9 @@ Every speaker of the corpus is the test speaker in turn, for each encoder; each 
 the same ``speechrnn fit`` a user types (the data config, ``configs/model/<cell>.yaml``,
 ``configs/trainer/cpu.yaml``) with ``test_speakers: [<speaker>]`` (and FSDD's ``split:
 speakers``). One held-out speaker is one sample of the population of voices, so the summary is
-the mean over speakers with a 95% interval (Student's t over speakers). A corpus with thousands
-of speakers (Speech Commands) is held out in ``--folds K`` groups of speakers instead. The run
-directory gets:
+the mean over speakers with a 95% interval (Student's t over speakers, clipped to 0-100%).
+A corpus with thousands of speakers (Speech Commands) is held out in ``--folds K`` groups of
+speakers instead. The run directory gets:
 
 - ``<cell>/<speaker or fold>/``: each fold's run (config.yaml, checkpoints/, results.json);
 - ``results.json``: per encoder the mean, the interval, each speaker's accuracy, and the test
@@ -34,18 +34,18 @@ from pathlib import Path
 
 import torch
 import yaml
-from scipy.stats import t as student_t  # scipy comes with librosa
 from tqdm import tqdm
 
 from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.compare import markdown_table, percent
 from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
+from speechrnn.jsonio import write_json
 from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
+from speechrnn.stats import t_interval
 from speechrnn.tracking import default_wandb_mode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-CONFIDENCE = 0.95
 
 
 def speaker_data_class(data_config: Path) -> type:
@@ -64,10 +64,7 @@ def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
     init_args = yaml.safe_load(data_config.read_text())["data"].get("init_args", {})
     module = data_class(**{**init_args, **({"data_root": data_root} if data_root else {})})
     module.download()
-    speakers = sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})
-    if len(speakers) < 2:
-        raise SpeechRNNError(f"{data_config} yields speakers {speakers}; holding one out needs two or more")
-    return speakers
+    return sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})
 
 
 def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]]:
@@ -75,8 +72,12 @@ def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]
 
     Groups are dealt round-robin from the speakers ordered by a hash of their id, so every fold
     has a share of the speakers that does not depend on how the ids sort (a corpus with thousands
-    of speakers, such as Speech Commands, needs groups).
+    of speakers, such as Speech Commands, needs groups). Fewer than two speakers leave no
+    spread over voices to measure, so they are refused before any fold trains.
     """
+    if len(speakers) < 2:
+        raise SpeechRNNError(f"leaving speakers out needs two or more, got {speakers or 'none'} (one speaker: "
+                             "no spread over voices to measure); pass more --speakers or a corpus with speaker ids")
     if folds is None:
         return {speaker: [speaker] for speaker in speakers}
     if not 2 <= folds <= len(speakers):
@@ -109,14 +110,6 @@ def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_conf
     return json.loads(results.read_text())
 
 
-def interval(accuracies: list[float]) -> tuple[float, float]:
-    """The CONFIDENCE interval of the mean over speakers (t with n - 1 degrees of freedom)."""
-    mean = statistics.fmean(accuracies)
-    half = student_t.ppf((1 + CONFIDENCE) / 2, len(accuracies) - 1) * statistics.stdev(accuracies)
-    half /= len(accuracies) ** 0.5
-    return mean - half, mean + half
-
-
 def pooled_test(folds: list[dict]) -> dict:
     """Every fold's test utterances together: overall and per length bucket (same edges in all)."""
     buckets = []
@@ -137,7 +130,7 @@ def summarise(folds: dict[str, dict[str, dict]]) -> dict:
         runs = list(by_speaker.values())
         summary[cell] = {"cell": cell, "dataset": runs[0]["dataset"], "hop_ms": runs[0]["hop_ms"],
                          "mean": statistics.fmean(accuracies.values()),
-                         "ci95": interval(list(accuracies.values())), "speakers": accuracies,
+                         "ci95": t_interval(list(accuracies.values()))[1:], "speakers": accuracies,
                          "test": pooled_test(runs), "parameters": runs[0]["parameters"],
                          "train_seconds": sum(run["train_seconds"] or 0 for run in runs)}
     return summary
@@ -146,7 +139,7 @@ def summarise(folds: dict[str, dict[str, dict]]) -> dict:
 def speaker_table(summary: dict) -> str:
     """Markdown: one row per encoder with the mean, the 95% interval and each held-out speaker."""
     speakers = list(next(iter(summary.values()))["speakers"])
-    head = ["encoder", "mean", "95% CI", *speakers]
+    head = ["encoder", "mean", "95% CI (clipped to 0-100%)", *speakers]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell, result in summary.items():
         low, high = result["ci95"]
@@ -157,7 +150,7 @@ def speaker_table(summary: dict) -> str:
 
 
 def write_report(out: Path, summary: dict, overrides: list[str]) -> str:
-    (out / "results.json").write_text(json.dumps({"overrides": overrides, "cells": summary}, indent=1))
+    write_json(out / "results.json", {"overrides": overrides, "cells": summary})  # an empty bucket's NaN: null
     table = (f"{speaker_table(summary)}\n\nAll held-out utterances pooled, by length (frames):\n\n"
              f"{markdown_table(summary)}")
     (out / "table.md").write_text(table + "\n")
@@ -180,12 +173,17 @@ def main(argv: list[str] | None = None) -> Path:
                         "speaker at a time (for corpora with many speakers)")
     parser.add_argument("--epochs", type=int, help="override the trainer's epoch budget")
     args, overrides = parser.parse_known_args(argv)  # the rest is checked by `speechrnn fit`
+    if args.epochs is not None and args.epochs < 1:
+        raise SpeechRNNError(f"--epochs {args.epochs} trains nothing; pass 1 or more (or leave it out for the "
+                             "trainer config's budget)")
+    if args.speakers is not None:
+        speaker_folds(args.speakers, args.folds)  # refuses a bad --speakers or --folds before any work
     default_wandb_mode()
     # One thread: small recurrent layers gain nothing from more, and spin-waiting OpenMP threads
     # slow every run on a shared CPU (see pipelines/demo.py).
     torch.set_num_threads(1)
     overrides += [f"--data.init_args.data_root={args.data_root}"] if args.data_root else []
-    overrides += [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
+    overrides += [f"--trainer.max_epochs={args.epochs}"] if args.epochs is not None else []
     # A corpus with a ``split`` argument (FSDD) switches to its speakers split; the others (Speech
     # Commands) hold out ``test_speakers`` by that argument alone. Refuses a corpus without speakers.
     if "split" in inspect.signature(speaker_data_class(args.data)).parameters:
