@@ -14,7 +14,9 @@ speakers instead. The run directory gets:
 - ``table.md``, ``speakers.png`` (accuracy per speaker) and ``accuracy_by_length.png``.
 
 A fold whose ``results.json`` exists is not run again, so an interrupted run resumes where it
-stopped. Extra arguments go to every fold's ``speechrnn fit``::
+stopped; each fold records what it was trained under (``settings.json``), and a rerun with other
+settings (another hidden size, epoch budget, edited config file) into the same ``--out`` is
+refused before any fold trains. Extra arguments go to every fold's ``speechrnn fit``::
 
     python -m pipelines.loso --out runs/loso [--cells rnn gru lstm] [--data configs/data/fsdd.yaml]
         [--data_root ROOT] [--epochs N] [--folds K] [--model.normalisation=utterance ...]
@@ -36,6 +38,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from pipelines.fit_settings import check_reusable, fit_settings
 from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.compare import markdown_table, percent
 from speechrnn.data.pipeline import data_module_class
@@ -86,17 +89,13 @@ def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]
     return {f"fold{k + 1}": sorted(ordered[k::folds]) for k in range(folds)}
 
 
-def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_config: Path, group: str,
-             overrides: list[str]) -> dict:
-    """One fold through the CLI, unless its results.json is there already; returns that file.
+def fold_args(cell: str, fold: str, held_out: list[str], run_dir: Path, data_config: Path, group: str,
+              overrides: list[str]) -> list[str]:
+    """The ``speechrnn fit`` arguments of one fold.
 
     ``overrides`` hold what every fold shares (``main`` adds FSDD's ``split: speakers`` there).
     """
-    results = run_dir / "results.json"
-    if not results.is_file():
-        shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
-        run_lightning([
-            "fit",
+    return ["fit",
             "--config", str(data_config),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
             "--config", str(CONFIGS / "trainer/cpu.yaml"),
@@ -105,9 +104,24 @@ def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_conf
             "--trainer.logger.init_args.group", group,
             "--trainer.logger.init_args.name", f"loso-{cell}-{fold}",
             "--run_dir", str(run_dir),
-            *overrides,
-        ])
-    return json.loads(results.read_text())
+            *overrides]
+
+
+def is_finished(run_dir: Path, args: list[str], out: Path) -> bool:
+    """True when the fold in ``run_dir`` has its results, trained under ``args``; refused when under others."""
+    if not (run_dir / "results.json").is_file():
+        return False
+    settings = run_dir / "settings.json"
+    recorded = json.loads(settings.read_text()) if settings.is_file() else None
+    check_reusable(run_dir, recorded, fit_settings(args), out)
+    return True
+
+
+def fit_fold(run_dir: Path, args: list[str]) -> None:
+    """One fold through the CLI (``args`` from :func:`fold_args`), recording its settings first."""
+    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
+    write_json(run_dir / "settings.json", fit_settings(args))  # before the fit: results imply settings
+    run_lightning(args)
 
 
 def pooled_test(folds: list[dict]) -> dict:
@@ -190,13 +204,16 @@ def main(argv: list[str] | None = None) -> Path:
         overrides = ["--data.init_args.split=speakers", *overrides]
     held_out = speaker_folds(args.speakers or corpus_speakers(args.data, args.data_root), args.folds)
     started = time.perf_counter()
-    folds: dict[str, dict[str, dict]] = {cell: {} for cell in args.cells}
-    todo = [(cell, fold) for cell in args.cells for fold in held_out]
+    plan = {(cell, fold): fold_args(cell, fold, held_out[fold], args.out / cell / fold, args.data, args.out.name,
+                                    overrides) for cell in args.cells for fold in held_out}
+    # every finished fold is checked before any trains
+    todo = [(cell, fold) for (cell, fold), fit in plan.items() if not is_finished(args.out / cell / fold, fit, args.out)]
     with tqdm(todo, unit="fold", desc="leave speakers out") as progress:
         for cell, fold in progress:
             progress.set_postfix_str(f"{cell}, test {fold}")
-            folds[cell][fold] = fit_fold(cell, fold, held_out[fold], args.out / cell / fold, args.data,
-                                         args.out.name, overrides)
+            fit_fold(args.out / cell / fold, plan[cell, fold])
+    folds = {cell: {fold: json.loads((args.out / cell / fold / "results.json").read_text()) for fold in held_out}
+             for cell in args.cells}
     table = write_report(args.out, summarise(folds), overrides)
     print(f"\n{table}\n")
     print(f"leave-one-speaker-out finished in {time.perf_counter() - started:.0f} s; results in {args.out}/ "

@@ -110,3 +110,35 @@ def test_every_speaker_is_held_out_once_and_finished_folds_are_not_run_again(los
     again = {s: (out / "gru" / s / "results.json").stat().st_mtime_ns for s in SPEAKERS}
     assert again["ann"] == finished["ann"] and again["cyd"] == finished["cyd"]
     assert (out / "gru" / "bob" / "results.json").is_file()
+
+
+def test_a_rerun_with_other_settings_never_reuses_the_old_folds(loso, tmp_path, monkeypatch):
+    write_digits(tmp_path / "data")
+    out = tmp_path / "loso"
+    args = ["--out", str(out), "--cells", "gru", "--data_root", str(tmp_path / "data"), "--speakers", "ann", "bob",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}", "--data.init_args.batch_size=8",
+            "--model.num_layers=1"]
+    loso.main([*args, "--epochs", "1", "--model.hidden_size=8"])
+    finished = (out / "results.json").read_text()
+
+    def no_training(argv):
+        raise AssertionError(f"a fold trained: {argv}")
+
+    monkeypatch.setattr(loso, "run_lightning", no_training)
+    for other in (["--epochs", "2", "--model.hidden_size=8"], ["--epochs", "1", "--model.hidden_size=4"]):
+        with pytest.raises(SpeechRNNError, match=r"gru/ann was trained under other settings .*another --out"):
+            loso.main([*args, *other])
+    assert (out / "results.json").read_text() == finished  # the old experiment's summary is left as it was
+    loso.main([*args, "--epochs", "1", "--model.hidden_size=8"])  # the same settings: resumed, nothing trains
+
+
+def test_fit_settings_follow_config_files_not_wandb_names(tmp_path):
+    from pipelines.fit_settings import fit_settings
+
+    config = tmp_path / "model.yaml"
+    config.write_text("model:\n  hidden_size: 8\n")
+    args = ["fit", "--config", str(config), "--trainer.logger.init_args.name", "a", "--model.lr=0.1"]
+    before = fit_settings(args)
+    assert fit_settings([*args[:4], "b", args[5]]) == before  # another W&B name trains the same model
+    config.write_text("model:\n  hidden_size: 16\n")
+    assert fit_settings(args) != before

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from speechrnn.errors import TrainingDiverged
+from speechrnn.errors import SpeechRNNError, TrainingDiverged
 from speechrnn.learning_curve import LearningCurve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,13 @@ def test_sweep_stops_early_records_the_budget_and_resumes(sweep_module, tmp_path
 
     monkeypatch.setattr(sweep_module, "run_lightning", no_training)
     sweep_module.main(["--grid", str(grid), "--out", str(out)])  # every record exists: nothing reruns
+    with pytest.raises(SpeechRNNError, match=r"trained under other settings \(now --model.dropout 0.5\).*--out"):
+        sweep_module.main(["--grid", str(grid), "--out", str(out), "--", "--model.dropout", "0.5"])
+    edited = yaml.safe_load(grid.read_text())
+    edited["max_epochs"] = 4
+    grid.write_text(yaml.safe_dump(edited))
+    with pytest.raises(SpeechRNNError, match=r"now --trainer.max_epochs 4"):
+        sweep_module.main(["--grid", str(grid), "--out", str(out)])
 
 
 def test_a_diverged_run_is_recorded_and_the_grid_goes_on(sweep_module, tmp_path, monkeypatch):
