@@ -46,7 +46,7 @@ from speechrnn.processes import HOST, pid_alive
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: files fingerprinted by their inode status (ctime, inode), not their ends
+CACHE_FORMAT = 2  # 2: files fingerprinted by their inode status (ctime, inode); audio resampled by soxr
 ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
 EXTRACT_BATCH = 64  # utterances per MFCC call
 DECODE_AHEAD = 8  # batches in flight at once: keeps every core busy, bounds the memory held
