@@ -240,6 +240,12 @@ class SynthDataModule(SpeechDataModule):
         super().__init__(**kwargs)
 
     @property
+    def corpus_dir(self) -> Path:
+        """``<cache_dir>/synth``: generated audio is derived from a seed, like features, so it goes
+        with the caches, and the data root (shared, perhaps read-only) is only ever read."""
+        return self.cache_dir / self.name
+
+    @property
     def corpus_path(self) -> Path:
         return self.corpus_dir / corpus_name(self.corpus_seed, self.per_word, self.snr_db)
 
