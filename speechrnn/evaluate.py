@@ -22,6 +22,7 @@ from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.folder import FolderDataModule
 from speechrnn.data.pipeline import DataPipeline
+from speechrnn.data.synth import SynthDataModule
 from speechrnn.errors import SpeechRNNError
 from speechrnn.jsonio import write_json
 from speechrnn.plots import plot_accuracy_by_length, plot_confusion
@@ -91,7 +92,8 @@ def build_datamodule(ckpt: Checkpoint, dataset: str | None = None, data_root: st
         described = DataPipeline({"class_path": class_path, "init_args": init_args | asdict(ckpt.features)
                                   | {"task": ckpt.task}}, ckpt.features, ckpt.pipeline.pad_to_s)
         datamodule = described.build(**overrides)
-    if not isinstance(datamodule, FolderDataModule) and not datamodule.corpus_dir.is_dir():
+    # a folder is its own corpus; the eSpeak corpus is generated (into the cache) when missing
+    if not isinstance(datamodule, FolderDataModule | SynthDataModule) and not datamodule.corpus_dir.is_dir():
         raise SpeechRNNError(
             f"{datamodule.corpus_dir.parent} holds no {datamodule.corpus_dir.name}/ folder; pass --data-root with "
             f"the folder that holds {datamodule.corpus_dir.name}/ (`speechrnn fit` on this dataset downloads it there)"

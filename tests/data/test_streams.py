@@ -1,6 +1,3 @@
-import os
-import stat
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -14,7 +11,6 @@ from speechrnn.data.streams import (
     StreamDataModule,
     read_timeline,
 )
-from speechrnn.data.synth import SynthDataModule
 from speechrnn.detect import BACKGROUND
 from speechrnn.errors import SpeechRNNError
 from tones import ToneDataModule
@@ -134,27 +130,6 @@ def test_same_seed_same_streams_other_seed_other_streams(prepared, tmp_path):
         assert other_timeline["events"] != timeline["events"] and not np.array_equal(other_tape, tape)
     for name in ("test.wav", "test-keyword-free.wav"):
         assert (again.directory / name).read_bytes() == (prepared.directory / name).read_bytes()
-
-
-def test_a_read_only_data_root_is_only_read_and_the_generated_fillers_go_to_the_cache(tmp_path):
-    root, cache = tmp_path / "data", tmp_path / "cache"
-    keywords = ToneDataModule(data_root=str(root), cache_dir=str(cache))
-    keywords.download()  # a shared data root holds the recorded corpus already
-    fillers = SynthDataModule(per_word=3, data_root=str(root), cache_dir=str(cache))  # as evaluate builds them
-    before = sorted(root.rglob("*"))
-    folders = [root, *(p for p in before if p.is_dir())]
-    for folder in folders:
-        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        dm = StreamDataModule(keywords, fillers, window_s=(0.5, 1.0), keyword_free_s=5.0)
-        dm.prepare_data()
-        dm.setup("fit")
-    finally:
-        for folder in folders:
-            folder.chmod(0o755)
-    assert sorted(root.rglob("*")) == before  # root ignores the modes; the listing shows nothing was written
-    assert len(dm.splits["train"]) and dm.fillers.corpus_path.is_relative_to(cache)
-    assert os.access(dm.stream_files("test")["keyword_free"], os.R_OK)
 
 
 def test_a_keyword_cannot_be_a_filler(tmp_path):
