@@ -30,7 +30,6 @@ import hashlib
 import inspect
 import json
 import shutil
-import statistics
 import time
 from pathlib import Path
 
@@ -79,8 +78,9 @@ def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]
     spread over voices to measure, so they are refused before any fold trains.
     """
     if len(speakers) < 2:
-        raise SpeechRNNError(f"leaving speakers out needs two or more, got {speakers or 'none'} (one speaker: "
-                             "no spread over voices to measure); pass more --speakers or a corpus with speaker ids")
+        raise SpeechRNNError(f"leaving speakers out needs two or more speakers, got {len(speakers)} "
+                             f"({', '.join(speakers) or 'none'}): there is no spread over voices to measure; "
+                             "pass more --speakers, or a corpus with speaker ids")
     if folds is None:
         return {speaker: [speaker] for speaker in speakers}
     if not 2 <= folds <= len(speakers):
@@ -142,9 +142,9 @@ def summarise(folds: dict[str, dict[str, dict]]) -> dict:
     for cell, by_speaker in folds.items():
         accuracies = {speaker: fold["test"]["accuracy"] for speaker, fold in by_speaker.items()}
         runs = list(by_speaker.values())
+        mean, low, high = t_interval(list(accuracies.values()))
         summary[cell] = {"cell": cell, "dataset": runs[0]["dataset"], "hop_ms": runs[0]["hop_ms"],
-                         "mean": statistics.fmean(accuracies.values()),
-                         "ci95": t_interval(list(accuracies.values()))[1:], "speakers": accuracies,
+                         "mean": mean, "ci95": [low, high], "speakers": accuracies,
                          "test": pooled_test(runs), "parameters": runs[0]["parameters"],
                          "train_seconds": sum(run["train_seconds"] or 0 for run in runs)}
     return summary

@@ -44,7 +44,7 @@ def reject_constant(name):
 
 
 @pytest.mark.parametrize("args, named", [(["--epochs", "0"], "--epochs 0"), (["--epochs", "-2"], "--epochs -2"),
-                                         (["--speakers", "ann"], "one speaker")])
+                                         (["--speakers", "ann"], "two or more speakers, got 1 (ann)")])
 def test_bad_arguments_exit_2_with_one_line_before_any_work(tmp_path, args, named):
     out = tmp_path / "loso"
     done = subprocess.run([sys.executable, "-m", "pipelines.loso", "--out", str(out), "--data_root",
