@@ -9,7 +9,8 @@ Learning rate: each variant tries every ``lr_selection.learning_rates`` on one s
 reference delay (main hidden size); the best validation accuracy (first of ties) is then used
 for all of that variant's runs; a variant with its own ``lr`` (one another grid selected) skips
 the selection. A run whose ``record.json`` exists is skipped, so an interrupted sweep resumes;
-records are written atomically. ``--jobs N`` fits N runs at once in worker
+records are written atomically and hold the settings the run was trained under: a rerun under
+other ones (an edited grid, other extra arguments) into the same ``--out`` is refused. ``--jobs N`` fits N runs at once in worker
 processes of one torch thread each. ``pipelines/sweep_report.py`` writes the tables and figures.
 
 The same grid as a W&B sweep, its runs spread over any number of machines (each learning rate
@@ -41,6 +42,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from tqdm import tqdm
 
 from pipelines.configs import recipe_args, trainer_args
+from pipelines.fit_settings import check_reusable, fit_settings
 from pipelines.sweep_report import write_report
 from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.data.pipeline import build_data_module
@@ -111,11 +113,13 @@ def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) ->
     A run whose loss turned non-finite is recorded as diverged, with no accuracy: the grid goes on.
     """
     run_dir = record_path(out, run).parent
+    args = [*fit_args(grid, run, frames, run_dir), *extra]
+    settings = fit_settings(args)
     try:
-        cli = run_lightning([*fit_args(grid, run, frames, run_dir), *extra])
+        cli = run_lightning(args)
     except TrainingDiverged as err:
         tracking.finish_run(exit_code=1)
-        record = {**asdict(run), "name": run.name, "total_frames": frames, "diverged": True,
+        record = {**asdict(run), "name": run.name, "settings": settings, "total_frames": frames, "diverged": True,
                   "diverged_epoch": err.epoch, "val_acc": None, "test_acc": None, "hit_cap": False}
         write_json(record_path(out, run), record)
         return record
@@ -124,7 +128,8 @@ def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) ->
     score = trainer.checkpoint_callback.best_model_score
     curve = next(c for c in trainer.callbacks if isinstance(c, LearningCurve))
     stopper = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
-    record = {**asdict(run), "name": run.name, "total_frames": datamodule.total_frames[0], "diverged": False,
+    record = {**asdict(run), "name": run.name, "settings": settings, "total_frames": datamodule.total_frames[0],
+              "diverged": False,
               "hop_ms": datamodule.features.hop_ms, "parameters": results["parameters"],
               "chrono_frames": model.hparams.chrono_frames, "patience": stopper.patience,
               "max_epochs": trainer.max_epochs,
@@ -159,9 +164,16 @@ def one_thread() -> None:
 
 def execute(grid: dict, out: Path, runs: list[Run], frames: dict[float, int], extra: list[str],
             jobs: int, desc: str) -> list[dict]:
-    """Fit ``runs`` ``jobs`` at a time, reading back finished ones; records in the order of ``runs``."""
+    """Fit ``runs`` ``jobs`` at a time, reading back finished ones; records in the order of ``runs``.
+
+    A finished run is reused only when trained under the settings it would be fitted with now.
+    """
     runs = list(dict.fromkeys(runs))  # the same run asked for twice is fitted once
     records = {run: json.loads(record_path(out, run).read_text()) for run in runs if record_path(out, run).is_file()}
+    for run, record in records.items():
+        run_dir = record_path(out, run).parent
+        check_reusable(run_dir, record.get("settings"),
+                       fit_settings([*fit_args(grid, run, frames[run.delay_s], run_dir), *extra]), out)
     todo = [run for run in runs if run not in records]
     with tqdm(total=len(todo), unit="run", desc=desc) as progress:
         if jobs == 1:

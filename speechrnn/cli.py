@@ -27,7 +27,7 @@ from speechrnn.models.encoder import count_parameters
 from speechrnn.processes import global_rank_is_zero
 from speechrnn.training import tracking
 from speechrnn.training.callbacks import FeatureStatistics, TrainingStability
-from speechrnn.training.runlock import RunLock
+from speechrnn.training.runlock import RunLock, set_aside_killed_run
 
 
 class SpeechCLI(LightningCLI):
@@ -74,6 +74,9 @@ class SpeechCLI(LightningCLI):
                 describe_wandb_run(logger.init_args, config)
         if global_rank_is_zero():  # the other ranks of a job write into the folder rank 0 holds
             self.run_lock = RunLock(run_dir).acquire()  # it creates the folder, or names why it cannot
+            # a resume (--ckpt_path) continues the killed run from its files; a fresh fit starts clean
+            if self.run_lock.taken_over and self.subcommand == "fit" and not config.get("ckpt_path"):
+                set_aside(run_dir, self.run_lock.taken_over)
 
     def before_fit(self) -> None:
         self.fit_started = time.perf_counter()
@@ -96,6 +99,16 @@ class SpeechCLI(LightningCLI):
         print(f"test accuracy: {accuracy:.4f}")
         if isinstance(self.trainer.logger, WandbLogger):
             self.trainer.logger.experiment.summary["test/acc"] = accuracy
+
+
+def set_aside(run_dir: Path, holder: list[str]) -> None:
+    """Move a killed run's files out of the way of a fresh fit in its folder, and say so on stderr."""
+    moved = set_aside_killed_run(run_dir, holder)
+    if moved:
+        aside, names = moved
+        print(f"speechrnn: {run_dir} held the files of a run that was killed (pid {' on '.join(holder)}): "
+              f"moved its {', '.join(names)} to {aside}, so this fit's checkpoints are its own "
+              f"(to continue that run instead, pass --ckpt_path {aside}/checkpoints/last.ckpt)", file=sys.stderr)
 
 
 def describe_wandb_run(init_args, config) -> None:

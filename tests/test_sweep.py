@@ -1,5 +1,4 @@
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -71,6 +70,13 @@ def test_sweep_stops_early_records_the_budget_and_resumes(sweep_module, tmp_path
 
     monkeypatch.setattr(sweep_module, "run_lightning", no_training)
     sweep_module.main(["--grid", str(grid), "--out", str(out)])  # every record exists: nothing reruns
+    with pytest.raises(SpeechRNNError, match=r"trained under other settings \(now --model.dropout 0.5\).*--out"):
+        sweep_module.main(["--grid", str(grid), "--out", str(out), "--", "--model.dropout", "0.5"])
+    edited = yaml.safe_load(grid.read_text())
+    edited["max_epochs"] = 4
+    grid.write_text(yaml.safe_dump(edited))
+    with pytest.raises(SpeechRNNError, match=r"now --trainer.max_epochs 4"):
+        sweep_module.main(["--grid", str(grid), "--out", str(out)])
 
 
 def test_a_diverged_run_is_recorded_and_the_grid_goes_on(sweep_module, tmp_path, monkeypatch):
@@ -108,13 +114,6 @@ def test_a_variant_with_its_own_rate_skips_the_selection(sweep_module, tmp_path)
     assert "Learning-rate selection" not in (out / "table.md").read_text()
 
 
-def test_interval_is_the_t_interval_over_seeds(report_module):
-    mean, half = report_module.interval95([0.8, 0.9, 1.0])
-    # sd 0.1, t(0.975, 2) = 4.303: 4.303 * 0.1 / sqrt(3)
-    assert mean == pytest.approx(0.9) and half == pytest.approx(0.2484, abs=1e-4)
-    assert math.isnan(report_module.interval95([0.7])[1])
-
-
 def record(seed: int, acc: float, hit_cap: bool, variant: str = "lstm", delay_s: float = 1.0) -> dict:
     return {"variant": variant, "hidden_size": 64, "delay_s": delay_s, "lr": 0.003, "seed": seed,
             "test_acc": acc, "hit_cap": hit_cap, "epochs": 30 if hit_cap else 12, "best_epoch": 5,
@@ -127,6 +126,14 @@ def test_a_cell_is_marked_when_any_seed_hit_the_cap(report_module):
     assert report_module.accuracy_cell(summary[("lstm", 64, 1.0)]).endswith(report_module.CAP_MARK)
     assert not report_module.accuracy_cell(summary[("lstm", 64, 2.0)]).endswith(report_module.CAP_MARK)
     assert report_module.first_delay_below(summary, "lstm", 64, [1.0, 2.0]) == 2.0
+
+
+def test_a_cell_prints_its_interval_clipped_to_0_100(report_module):
+    records = [record(0, 0.1, False), record(1, 0.9, False), record(0, 0.8, False, delay_s=2.0),
+               record(1, 0.9, False, delay_s=2.0), record(2, 1.0, False, delay_s=2.0)]
+    summary = report_module.summarise(records, {"lstm": 0.003})
+    assert report_module.accuracy_cell(summary[("lstm", 64, 1.0)]) == "50.0 (0.0-100.0)"  # raw: -458 to 558%
+    assert report_module.accuracy_cell(summary[("lstm", 64, 2.0)]) == "90.0 (65.2-100.0)"  # t(0.975, 2) = 4.303
 
 
 def test_diverged_seeds_are_counted_not_averaged(report_module):

@@ -25,12 +25,11 @@ from typing import ClassVar
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 from tqdm import tqdm
 
 from speechrnn.corpora import espeak
 from speechrnn.corpora.speech_commands import CORE_WORDS
+from speechrnn.data.audio import resample
 from speechrnn.data.corpus import SILENCE, PhoneSegment, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.errors import SpeechRNNError
@@ -140,7 +139,7 @@ def _render(recipe: _Recipe, rng: np.random.Generator) -> tuple[np.ndarray, list
     spoken = espeak.synthesize(
         recipe.word, f"{LANGUAGE}+{recipe.voice}", recipe.rate_wpm, recipe.pitch, recipe.noise_seed
     )
-    speech = AF.resample(torch.from_numpy(spoken.samples), spoken.sample_rate, SAMPLE_RATE).numpy()
+    speech = resample(spoken.samples, spoken.sample_rate, SAMPLE_RATE)
     speech *= recipe.peak / np.abs(speech).max()
     lead, trail = round(recipe.lead_s * SAMPLE_RATE), round(recipe.trail_s * SAMPLE_RATE)
     wave = np.pad(speech, (lead, trail))  # (T,)
@@ -181,18 +180,13 @@ def generate_corpus(directory: Path, seed: int, per_word: int = 100,
     voices = voice_splits(seed)
     jobs = [(word_ix, word, rep) for word_ix, word in enumerate(WORDS) for rep in range(per_word)]
     entries = []
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one short clip at a time: extra threads cost 10x more than they save
-    try:
-        for word_ix, word, rep in tqdm(jobs, desc=f"synthesizing {directory.name}", unit="utt"):
-            rng = np.random.default_rng([seed, word_ix, rep])
-            recipe = _recipe(rng, word, rep, per_word, voices, snr_db)
-            wave, phones = _render(recipe, rng)
-            wav_path = f"wav/{recipe.key}.wav"
-            sf.write(partial / wav_path, wave, SAMPLE_RATE, subtype="PCM_16")
-            entries.append({**asdict(recipe), "wav": wav_path, "phones": phones})
-    finally:
-        torch.set_num_threads(torch_threads)
+    for word_ix, word, rep in tqdm(jobs, desc=f"synthesizing {directory.name}", unit="utt"):
+        rng = np.random.default_rng([seed, word_ix, rep])
+        recipe = _recipe(rng, word, rep, per_word, voices, snr_db)
+        wave, phones = _render(recipe, rng)
+        wav_path = f"wav/{recipe.key}.wav"
+        sf.write(partial / wav_path, wave, SAMPLE_RATE, subtype="PCM_16")
+        entries.append({**asdict(recipe), "wav": wav_path, "phones": phones})
     metadata = {"sample_rate": SAMPLE_RATE, "seed": seed, "per_word": per_word,
                 "snr_db": list(snr_db), "utterances": entries}
     (partial / METADATA).write_text(json.dumps(metadata, indent=1))
@@ -247,8 +241,17 @@ class SynthDataModule(SpeechDataModule):
         self.arguments.update(per_word=per_word, corpus_seed=corpus_seed, snr_db=snr_db)
 
     @property
+    def corpus_dir(self) -> Path:
+        """``<cache_dir>/synth``: generated audio is derived from a seed, like features, so it goes
+        with the caches, and the data root (shared, perhaps read-only) is only ever read."""
+        return self.cache_dir / self.name
+
+    @property
     def corpus_path(self) -> Path:
         return self.corpus_dir / corpus_name(self.corpus_seed, self.per_word, self.snr_db)
+
+    def check_corpus_present(self) -> None:
+        """Nothing to check: the corpus is generated into the cache when it is missing."""
 
     def vocabulary(self) -> list[str]:
         return list(WORDS) if self.task == "keyword" else list(phone_set())

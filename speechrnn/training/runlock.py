@@ -7,6 +7,9 @@ memory), so a lock left by a dead run is never mistaken for a live one and needs
 its pid (which the system may have given to a new process). The pid and host in the file only
 name the holder in the message to a second run. flock is advisory and local to one machine on
 some network file systems; the folder is meant to be written from one machine.
+
+A run that takes over a killed run's folder can set that run's files aside
+(:func:`set_aside_killed_run`), so its own checkpoints are not mistaken for the killed run's.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from speechrnn.processes import HOST
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".speechrnn.lock"
+KILLED_RUN_FILES = ("checkpoints", "config.yaml", "results.json")  # what a run writes in its folder
 
 
 class RunLock:
@@ -32,6 +36,7 @@ class RunLock:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
         self.fd: int | None = None
+        self.taken_over: list[str] = []  # ``[pid, host]`` of the killed run whose lock this one took over
 
     def acquire(self) -> Self:
         """Take the folder, or raise SpeechRNNError naming it and the run that holds it."""
@@ -39,6 +44,7 @@ class RunLock:
         previous = os.read(fd, 256).decode(errors="replace").split()
         if previous:
             _report_stale(previous)
+            self.taken_over = previous
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {HOST}\n".encode(), 0)
         self.fd = fd
@@ -80,6 +86,28 @@ class RunLock:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+def set_aside_killed_run(run_dir: str | Path, holder: list[str]) -> tuple[Path, list[str]] | None:
+    """Move the files a killed run left in ``run_dir`` (KILLED_RUN_FILES) into ``killed-run-pid<pid>/``.
+
+    A fresh fit in the folder would otherwise find the killed run's ``best.ckpt`` and ``last.ckpt``
+    beside its own ``best-v1.ckpt``, and the names say the old ones are the run's. Nothing is
+    deleted. Returns the folder and the names moved, or None when the run left none of them.
+    """
+    run_dir = Path(run_dir)
+    left = [name for name in KILLED_RUN_FILES if (run_dir / name).exists()]
+    if not left:
+        return None
+    aside = run_dir / f"killed-run-pid{holder[0]}"
+    for n in range(2, 1000):  # a pid the system gave out again
+        if not aside.exists():
+            break
+        aside = run_dir / f"killed-run-pid{holder[0]}-{n}"
+    aside.mkdir()
+    for name in left:
+        os.replace(run_dir / name, aside / name)
+    return aside, left
 
 
 def _same_file(fd: int, path: Path) -> bool:

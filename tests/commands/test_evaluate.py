@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from pipelines.configs import trainer_args
 from speechrnn.cli import main
@@ -155,3 +156,50 @@ def test_a_text_or_audio_file_given_as_checkpoint_is_one_line(tool, content, tmp
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"cannot read checkpoint {tmp_path / 'a.wav'}" in err and "weights_only=False" not in err
+
+
+def read_only(root: Path) -> list[Path]:
+    """Take write permission off ``root`` and every folder in it; the folders, to give it back."""
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    for folder in folders:
+        folder.chmod(0o555)
+    return folders
+
+
+def test_a_streaming_checkpoint_evaluates_against_a_read_only_data_root(tmp_path, capsys):
+    trained_on, root = tmp_path / "data", tmp_path / "shared"
+    stream = {"class_path": "speechrnn.corpora.streams.StreamDataModule", "init_args": {
+        "keywords": {"class_path": "tones.ToneDataModule"},
+        "fillers": {"class_path": "speechrnn.corpora.synth.SynthDataModule", "init_args": {"per_word": 3}},
+        "window_s": [0.5, 1.0], "keyword_free_s": 5.0, "batch_size": 8}}
+    (tmp_path / "stream.yaml").write_text(yaml.safe_dump({"data": stream}))
+    main(["fit", "--config", str(tmp_path / "stream.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+          "--config", str(CONFIGS / "trainer/cpu.yaml"),
+          "--data.init_args.keywords.init_args.data_root", str(trained_on),
+          "--data.init_args.keywords.init_args.cache_dir", str(tmp_path / "cache"),
+          "--data.init_args.fillers.init_args.data_root", str(trained_on),
+          "--data.init_args.fillers.init_args.cache_dir", str(tmp_path / "cache"),
+          "--run_dir", str(tmp_path / "run"), "--trainer.max_epochs", "1", "--trainer.logger", "false",
+          "--trainer.enable_progress_bar", "false", "--model.hidden_size", "8", "--model.num_layers", "1",
+          "--model.pooling", "last"])
+    shutil.copytree(trained_on / "tones", root / "tones")  # a shared copy of the recordings alone
+    before = sorted(root.rglob("*"))
+    folders = read_only(root)
+    try:  # a fresh cache: the fillers and the streams are made again, the recordings only read
+        evaluate(tmp_path / "run/checkpoints/best.ckpt", "--data-root", root, "--cache-dir", tmp_path / "fresh")
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    assert sorted(root.rglob("*")) == before  # the test runs as root, which the modes do not stop
+    assert "accuracy:" in capsys.readouterr().out
+
+
+def test_an_espeak_checkpoint_evaluates_with_a_fresh_cache_generating_its_corpus_there(tmp_path, capsys):
+    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+          "--data", "speechrnn.corpora.synth.SynthDataModule", "--data.per_word", "3",
+          "--data.data_root", str(tmp_path / "data"), "--data.cache_dir", str(tmp_path / "cache"),
+          "--run_dir", str(tmp_path / "run"), "--trainer.max_epochs", "1", "--trainer.logger", "false",
+          "--trainer.enable_progress_bar", "false", "--model.hidden_size", "8", "--model.num_layers", "1"])
+    evaluate(tmp_path / "run/checkpoints/best.ckpt", "--cache-dir", tmp_path / "fresh")
+    assert "accuracy:" in capsys.readouterr().out and (tmp_path / "fresh" / "synth").is_dir()
+    assert not (tmp_path / "data").exists()  # generated audio never goes to the data root

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+from memory import AWKWARD_RATE, peak_rss_mb
 from test_evaluate import run  # noqa: F401 (the fitted tone run, shared)
 
 from speechrnn.cli import main
+from speechrnn.data.audio import resample
 from tones import SAMPLE_RATE
 
 
@@ -19,7 +20,7 @@ def tone(path, label: int, sample_rate: int, channels: int, seconds: float = 0.4
     rng = np.random.default_rng(label)
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     wave = 0.5 * np.sin(2 * np.pi * 300 * (label + 1) * t) + 0.05 * rng.standard_normal(len(t))
-    wave = AF.resample(torch.from_numpy(wave).float(), SAMPLE_RATE, sample_rate).numpy()
+    wave = resample(wave.astype(np.float32), SAMPLE_RATE, sample_rate)
     sf.write(path, np.repeat(wave[:, None], channels, axis=1), sample_rate)
 
 
@@ -106,3 +107,10 @@ def test_a_silent_recording_is_named(run, tmp_path, capsys):  # noqa: F811
 def test_a_missing_recording_is_named(run, tmp_path, capsys):  # noqa: F811
     err = fails(capsys, run / "checkpoints/best.ckpt", tmp_path / "nope.wav")
     assert f"audio file {tmp_path / 'nope.wav'} not found" in err
+
+
+def test_predict_at_an_awkward_rate_stays_under_1_gb(run, tmp_path):  # noqa: F811
+    tone(tmp_path / "odd.wav", 1, AWKWARD_RATE, 1, seconds=2.0)
+    used = peak_rss_mb(f"from speechrnn.cli import main\nmain(['predict', {str(run / 'checkpoints/best.ckpt')!r}, "
+                       f"{str(tmp_path / 'odd.wav')!r}])")
+    assert used < 1024  # torchaudio's resampling kernel for 44,101 -> 8,000 Hz alone took 1.4 GB
