@@ -192,7 +192,7 @@ def test_a_lock_file_naming_a_dead_pid_is_taken_over(tmp_path):
 
 
 def tiny_fit(tmp_path, *args) -> None:
-    main(["fit", "--config", str(CONFIGS / "model/gru.yaml"), "--config", str(CONFIGS / "trainer/cpu.yaml"),
+    main(["fit", "--config", str(CONFIGS / "model/gru.yaml"), *trainer_args(CONFIGS / "trainer/cpu.yaml"),
           "--data", "tones.ToneDataModule", "--data.data_root", str(tmp_path / "data"),
           "--data.cache_dir", str(tmp_path / "cache"), "--run_dir", str(tmp_path / "run"), "--trainer.logger=false",
           "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",

@@ -174,7 +174,7 @@ def test_a_streaming_checkpoint_evaluates_against_a_read_only_data_root(tmp_path
         "window_s": [0.5, 1.0], "keyword_free_s": 5.0, "batch_size": 8}}
     (tmp_path / "stream.yaml").write_text(yaml.safe_dump({"data": stream}))
     main(["fit", "--config", str(tmp_path / "stream.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
-          "--config", str(CONFIGS / "trainer/cpu.yaml"),
+          *trainer_args(CONFIGS / "trainer/cpu.yaml"),
           "--data.init_args.keywords.init_args.data_root", str(trained_on),
           "--data.init_args.keywords.init_args.cache_dir", str(tmp_path / "cache"),
           "--data.init_args.fillers.init_args.data_root", str(trained_on),
@@ -195,7 +195,7 @@ def test_a_streaming_checkpoint_evaluates_against_a_read_only_data_root(tmp_path
 
 
 def test_an_espeak_checkpoint_evaluates_with_a_fresh_cache_generating_its_corpus_there(tmp_path, capsys):
-    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+    main(["fit", *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
           "--data", "speechrnn.corpora.synth.SynthDataModule", "--data.per_word", "3",
           "--data.data_root", str(tmp_path / "data"), "--data.cache_dir", str(tmp_path / "cache"),
           "--run_dir", str(tmp_path / "run"), "--trainer.max_epochs", "1", "--trainer.logger", "false",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_evaluate import labelled_folder, run  # noqa: F401 (the fitted tone run, shared)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
