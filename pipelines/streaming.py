@@ -16,7 +16,7 @@ one CPU thread:
   front end, encoder and detector).
 
     python -m pipelines.streaming --out runs/streaming [--cells rnn gru lstm] [--epochs N]
-        [--data-root DIR_WITH_fsdd] [--fillers-root DIR]
+        [--data-root DIR_WITH_fsdd]
 
 Writes ``results.json``, ``table.md`` and ``stream.png`` (the first seconds of the test stream
 for the best cell) into ``--out``; the best cell is also exported to ONNX (float and int8
@@ -225,13 +225,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"])
     parser.add_argument("--epochs", type=int, help="override the experiment's epoch cap")
     parser.add_argument("--data-root", help="the folder holding fsdd/ (default: $SPEECHRNN_DATA_ROOT or data/)")
-    parser.add_argument("--fillers-root", help="where the eSpeak filler corpus is generated (default: as data)")
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --model.hidden_size=64")
     args = parser.parse_args(argv)
     default_wandb_mode()
     torch.set_num_threads(1)  # the real-time factor is quoted for one thread; training is as fast
     data_args = [f"--data.init_args.keywords.init_args.data_root={args.data_root}"] if args.data_root else []
-    data_args += [f"--data.init_args.fillers.init_args.data_root={args.fillers_root}"] if args.fillers_root else []
     overrides = list(args.overrides) + ([f"--trainer.max_epochs={args.epochs}"] if args.epochs else [])
     started = time.perf_counter()
     summary = args.out / "results.json"
