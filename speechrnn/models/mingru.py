@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from speechrnn.models import scan_kernel
+
 
 def _chunk_size(frames: int) -> int:
     """Frames per chunk. Near ``sqrt(T)``, which minimises the sequential steps (C inside a chunk
@@ -94,8 +96,13 @@ class _LinearScan(torch.autograd.Function):
 def linear_scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None) -> Tensor:
     """All states of ``h_t = decay_t * h_{t-1} + drive_t``: ``(B, T, H)`` each, ``h0`` ``(B, H)``.
 
-    ``chunk`` (frames) only changes the order of work, not the result; None picks about ``sqrt(T)``.
+    On a CPU one compiled pass (:mod:`~speechrnn.models.scan_kernel`), elsewhere the chunked scan;
+    ``chunk`` (frames) only changes the chunked scan's order of work, not the result; None picks
+    about ``sqrt(T)``.
     """
+    library = scan_kernel.kernel(drive)
+    if library is not None and chunk is None:
+        return scan_kernel.Scan.apply(library, "given", decay, drive, h0)
     return _LinearScan.apply(decay, drive, h0, chunk)
 
 
@@ -148,9 +155,13 @@ class _MinimalRecurrence(nn.Module):
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` ``(B, T, F)``, ``h0`` ``(1, B, H)`` or None -> (``out`` ``(B, T, H)``, ``h_n`` ``(1, B, H)``)."""
-        decay, drive = self.gates(x)
-        out = linear_scan(decay, drive, self._initial(x, h0))
+        out = self._states(x, self._initial(x, h0))
         return out, out[:, -1][None]
+
+    def _states(self, x: Tensor, h0: Tensor) -> Tensor:
+        """All states ``(B, T, H)`` from ``x`` ``(B, T, F)`` and ``h0`` ``(B, H)``: gates, then the scan."""
+        decay, drive = self.gates(x)
+        return linear_scan(decay, drive, h0)
 
     def step(self, x_t: Tensor, h: Tensor) -> Tensor:
         """One frame: ``x_t`` ``(B, F)``, state ``h`` ``(B, H)`` -> next state ``(B, H)``."""
@@ -182,6 +193,15 @@ class MinGRU(_MinimalRecurrence):
     def gates(self, x: Tensor) -> tuple[Tensor, Tensor]:
         k = self.update(x)
         return torch.sigmoid(-k), torch.sigmoid(k) * g(self.candidate(x))  # 1 - z without cancellation
+
+    def _states(self, x: Tensor, h0: Tensor) -> Tensor:
+        """On a CPU, :meth:`gates` inside the compiled scan, from both projections as one matmul."""
+        library = scan_kernel.kernel(x)
+        if library is None:
+            return super()._states(x, h0)
+        weight = torch.cat([self.update.weight, self.candidate.weight])  # (2H, F)
+        projection = F.linear(x, weight, torch.cat([self.update.bias, self.candidate.bias]))  # (B, T, 2H)
+        return scan_kernel.Scan.apply(library, "mingru", projection, None, h0)
 
     @torch.no_grad()
     def init_memory_gate(self, keep_bias: Tensor | float) -> None:
