@@ -102,7 +102,7 @@ def linear_scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = No
     """
     library = scan_kernel.kernel(drive)
     if library is not None and chunk is None:
-        return scan_kernel.Scan.apply(library, "given", decay, drive, h0)
+        return scan_kernel.LinearScan.apply(library, decay, drive, h0)
     return _LinearScan.apply(decay, drive, h0, chunk)
 
 
@@ -195,13 +195,13 @@ class MinGRU(_MinimalRecurrence):
         return torch.sigmoid(-k), torch.sigmoid(k) * g(self.candidate(x))  # 1 - z without cancellation
 
     def _states(self, x: Tensor, h0: Tensor) -> Tensor:
-        """On a CPU, :meth:`gates` inside the compiled scan, from both projections as one matmul."""
+        """On a CPU, the projections, :meth:`gates` and the scan in one compiled pass per block of rows."""
         library = scan_kernel.kernel(x)
         if library is None:
             return super()._states(x, h0)
         weight = torch.cat([self.update.weight, self.candidate.weight])  # (2H, F)
-        projection = F.linear(x, weight, torch.cat([self.update.bias, self.candidate.bias]))  # (B, T, 2H)
-        return scan_kernel.Scan.apply(library, "mingru", projection, None, h0)
+        bias = torch.cat([self.update.bias, self.candidate.bias])
+        return scan_kernel.MinGRUScan.apply(library, x, weight, bias, h0)
 
     @torch.no_grad()
     def init_memory_gate(self, keep_bias: Tensor | float) -> None:

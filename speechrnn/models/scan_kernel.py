@@ -64,42 +64,97 @@ def kernel(x: Tensor) -> ctypes.CDLL | None:
     return _library()
 
 
-def _pointer(tensor: Tensor) -> ctypes.c_void_p:
-    return ctypes.c_void_p(tensor.data_ptr())
+CACHE_BYTES = 2**20  # a block's projections fit a core's L2 cache (1-2 MiB on current x86 CPUs)
 
 
-class Scan(torch.autograd.Function):
-    """``h_t = keep_t * h_{t-1} + write_t`` with ``keep, write = gates(a_t, b_t)``, from ``h0`` ``(B, H)``.
-
-    ``a`` and ``b`` are ``(B, T, H)`` each, or ``b`` is None and ``a`` is one ``(B, T, 2H)``
-    projection holding both side by side (so its gradient is one tensor too, not two halves that
-    autograd would pad and add). ``gates`` is ``given`` (``keep = a``, ``write = b``) or ``mingru``
-    (``keep = sigmoid(-a)``, ``write = sigmoid(a) g(b)``). Saves the inputs and the states;
-    backward is one reverse pass.
-    """
+class LinearScan(torch.autograd.Function):
+    """``h_t = decay_t * h_{t-1} + drive_t`` over ``(B, T, H)``, from ``h0`` ``(B, H)``; backward is
+    one reverse pass."""
 
     @staticmethod
-    def forward(ctx, library: ctypes.CDLL, gates: str, a: Tensor, b: Tensor | None, h0: Tensor) -> Tensor:
-        a, h0 = a.contiguous(), h0.contiguous()
-        first, second = a.chunk(2, dim=-1) if b is None else (a, b.contiguous())
-        h = torch.empty_like(second, memory_format=torch.contiguous_format)
-        getattr(library, f"forward_{gates}_{DTYPES[a.dtype]}")(
-            *map(_pointer, (first, second)), _stride(first), *map(_pointer, (h0, h)), *_sizes(h))
-        ctx.save_for_backward(a, second, h0, h)
-        ctx.library, ctx.gates, ctx.paired = library, gates, b is None
+    def forward(ctx, library: ctypes.CDLL, decay: Tensor, drive: Tensor, h0: Tensor) -> Tensor:
+        decay, drive, h0 = decay.contiguous(), drive.contiguous(), h0.contiguous()
+        h = torch.empty_like(drive)
+        _forward(library, "given", decay, drive, h0, h)
+        ctx.save_for_backward(decay, h0, h)
+        ctx.library = library
         return h
 
     @staticmethod
     def backward(ctx, grad_h: Tensor):
-        a, second, h0, h = ctx.saved_tensors
-        first = a.chunk(2, dim=-1)[0] if ctx.paired else a
-        grad_a = torch.empty_like(a)
-        grad_first, grad_second = grad_a.chunk(2, dim=-1) if ctx.paired else (grad_a, torch.empty_like(second))
-        grad_h0 = torch.empty_like(h0)
-        getattr(ctx.library, f"backward_{ctx.gates}_{DTYPES[a.dtype]}")(
-            *map(_pointer, (first, second)), _stride(first),
-            *map(_pointer, (h0, h, grad_h.contiguous(), grad_first, grad_second, grad_h0)), *_sizes(h))
-        return None, None, grad_a, None if ctx.paired else grad_second, grad_h0
+        decay, h0, h = ctx.saved_tensors
+        grad_decay, grad_drive, grad_h0 = torch.empty_like(decay), torch.empty_like(decay), torch.empty_like(h0)
+        # the given gates read no drive in backward: decay stands in for it
+        _backward(ctx.library, "given", decay, decay, h0, h, grad_h.contiguous(), grad_decay, grad_drive, grad_h0)
+        return None, grad_decay, grad_drive, grad_h0
+
+
+class MinGRUScan(torch.autograd.Function):
+    """A minGRU layer: ``x`` ``(B, T, F)``, both projections stacked (``weight`` ``(2H, F)``: update
+    then candidate; ``bias`` ``(2H,)``) and ``h0`` ``(B, H)`` -> states ``(B, T, H)``.
+
+    Batch rows go a few at a time: their projections (one matmul) land in a buffer that stays in
+    cache while the kernel reads them, so no ``(B, T, 2H)`` tensor is ever allocated or saved
+    (saved: ``x`` and the states). Backward recomputes each block's projections the same way,
+    runs the reverse pass into a second block buffer, and adds that block's weight gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, library: ctypes.CDLL, x: Tensor, weight: Tensor, bias: Tensor, h0: Tensor) -> Tensor:
+        x, h0 = x.contiguous(), h0.contiguous()
+        h = x.new_empty(*x.shape[:2], weight.shape[0] // 2)
+        for rows, projection in _projections(x, weight, bias):
+            _forward(library, "mingru", *projection.chunk(2, dim=-1), h0[rows], h[rows])
+        ctx.save_for_backward(x, weight, bias, h0, h)
+        ctx.library = library
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h: Tensor):
+        x, weight, bias, h0, h = ctx.saved_tensors
+        grad_h = grad_h.contiguous()
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[1] else None
+        grad_weight, grad_bias, grad_h0 = torch.zeros_like(weight), torch.zeros_like(bias), torch.empty_like(h0)
+        grad_block = None
+        for rows, projection in _projections(x, weight, bias):
+            grad_block = torch.empty_like(projection) if grad_block is None else grad_block[:len(projection)]
+            _backward(ctx.library, "mingru", *projection.chunk(2, dim=-1), h0[rows], h[rows], grad_h[rows],
+                      *grad_block.chunk(2, dim=-1), grad_h0[rows])
+            grad_pre, inputs = grad_block.flatten(0, 1), x[rows].flatten(0, 1)  # (n T, 2H), (n T, F)
+            grad_weight.addmm_(grad_pre.t(), inputs)
+            grad_bias += grad_pre.sum(0)
+            if grad_x is not None:
+                torch.mm(grad_pre, weight, out=grad_x[rows].view_as(inputs))
+        return None, grad_x, grad_weight, grad_bias, grad_h0
+
+
+def _projections(x: Tensor, weight: Tensor, bias: Tensor):
+    """``(rows, x[rows] @ weight.T + bias)`` for blocks of batch rows, in one reused buffer."""
+    batch, frames, _ = x.shape
+    block = max(torch.get_num_threads(), CACHE_BYTES // (frames * weight.shape[0] * x.element_size()), 1)
+    buffer = x.new_empty(min(block, batch), frames, weight.shape[0])
+    for start in range(0, batch, block):
+        rows = slice(start, min(start + block, batch))
+        projection = buffer[:rows.stop - start]
+        torch.addmm(bias, x[rows].flatten(0, 1), weight.t(), out=projection.view(-1, weight.shape[0]))
+        yield rows, projection
+
+
+def _forward(library: ctypes.CDLL, gates: str, a: Tensor, b: Tensor, h0: Tensor, h: Tensor) -> None:
+    """Fill ``h`` ``(n, T, H)``; ``a`` and ``b`` ``(n, T, H)`` share a row stride (see ``scan_kernel.cpp``)."""
+    getattr(library, f"forward_{gates}_{DTYPES[h.dtype]}")(
+        *map(_pointer, (a, b)), _stride(a), *map(_pointer, (h0, h)), *_sizes(h))
+
+
+def _backward(library: ctypes.CDLL, gates: str, a: Tensor, b: Tensor, h0: Tensor, h: Tensor, grad_h: Tensor,
+              grad_a: Tensor, grad_b: Tensor, grad_h0: Tensor) -> None:
+    """Fill ``grad_a``, ``grad_b`` (laid out as ``a``, ``b``) and ``grad_h0`` from ``grad_h``."""
+    getattr(library, f"backward_{gates}_{DTYPES[h.dtype]}")(
+        *map(_pointer, (a, b)), _stride(a), *map(_pointer, (h0, h, grad_h, grad_a, grad_b, grad_h0)), *_sizes(h))
+
+
+def _pointer(tensor: Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(tensor.data_ptr())
 
 
 def _stride(rows: Tensor) -> ctypes.c_int64:
