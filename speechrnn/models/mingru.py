@@ -73,37 +73,40 @@ def _scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None,
 
 
 class _LinearScan(torch.autograd.Function):
-    """Autograd for :func:`_scan`: the adjoint of a linear recurrence is the same recurrence run
-    backwards (``g_t = dL/dh_t + decay_{t+1} * g_{t+1}``), so backward costs one more scan and
-    saves only ``decay``, ``h`` and ``h0``."""
+    """Autograd for :func:`_scan` (or, given the compiled ``library``, its one-pass CPU twin): the
+    adjoint of a linear recurrence is the same recurrence run backwards
+    (``g_t = dL/dh_t + decay_{t+1} * g_{t+1}``), so backward costs one more scan and saves only
+    ``decay``, ``h`` and ``h0``."""
 
     @staticmethod
-    def forward(ctx, decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None) -> Tensor:
-        h = _scan(decay, drive, h0, chunk)
+    def forward(ctx, decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None, library) -> Tensor:
+        if library is None:
+            h = _scan(decay, drive, h0, chunk)
+        else:
+            h = scan_kernel.linear_scan(library, decay, drive, h0)
         ctx.save_for_backward(decay, h, h0)
-        ctx.chunk = chunk
+        ctx.chunk, ctx.library = chunk, library
         return h
 
     @staticmethod
     def backward(ctx, grad_h: Tensor):
         decay, h, h0 = ctx.saved_tensors
+        if ctx.library is not None:
+            return *scan_kernel.linear_scan_backward(ctx.library, decay, h0, h, grad_h), None, None
         next_decay = F.pad(decay[:, 1:], (0, 0, 0, 1))  # decay_{t+1}; nothing follows the last frame
         grad = _scan(next_decay, grad_h, torch.zeros_like(h0), ctx.chunk, reverse=True)
         previous = torch.cat([h0[:, None], h[:, :-1]], dim=1)  # h_{t-1}
-        return grad * previous, grad, decay[:, 0] * grad[:, 0], None
+        return grad * previous, grad, decay[:, 0] * grad[:, 0], None, None
 
 
 def linear_scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None) -> Tensor:
     """All states of ``h_t = decay_t * h_{t-1} + drive_t``: ``(B, T, H)`` each, ``h0`` ``(B, H)``.
 
-    On a CPU one compiled pass (:mod:`~speechrnn.models.scan_kernel`), elsewhere the chunked scan;
-    ``chunk`` (frames) only changes the chunked scan's order of work, not the result; None picks
-    about ``sqrt(T)``.
+    On a CPU one compiled pass (:mod:`~speechrnn.models.scan_kernel`), elsewhere (or given a
+    ``chunk``) the chunked scan; ``chunk`` (frames) only changes its order of work, not the result;
+    None picks about ``sqrt(T)``.
     """
-    library = scan_kernel.kernel(drive)
-    if library is not None and chunk is None:
-        return scan_kernel.LinearScan.apply(library, decay, drive, h0)
-    return _LinearScan.apply(decay, drive, h0, chunk)
+    return _LinearScan.apply(decay, drive, h0, chunk, scan_kernel.kernel(drive) if chunk is None else None)
 
 
 class _PositiveCandidate(torch.autograd.Function):

@@ -67,26 +67,21 @@ def kernel(x: Tensor) -> ctypes.CDLL | None:
 CACHE_BYTES = 2**20  # a block's projections fit a core's L2 cache (1-2 MiB on current x86 CPUs)
 
 
-class LinearScan(torch.autograd.Function):
-    """``h_t = decay_t * h_{t-1} + drive_t`` over ``(B, T, H)``, from ``h0`` ``(B, H)``; backward is
-    one reverse pass."""
+def linear_scan(library: ctypes.CDLL, decay: Tensor, drive: Tensor, h0: Tensor) -> Tensor:
+    """``h_t = decay_t * h_{t-1} + drive_t`` over ``(B, T, H)`` from ``h0`` ``(B, H)``, one pass; no autograd."""
+    h = torch.empty_like(drive, memory_format=torch.contiguous_format)
+    _forward(library, "given", decay.contiguous(), drive.contiguous(), h0.contiguous(), h)
+    return h
 
-    @staticmethod
-    def forward(ctx, library: ctypes.CDLL, decay: Tensor, drive: Tensor, h0: Tensor) -> Tensor:
-        decay, drive, h0 = decay.contiguous(), drive.contiguous(), h0.contiguous()
-        h = torch.empty_like(drive)
-        _forward(library, "given", decay, drive, h0, h)
-        ctx.save_for_backward(decay, h0, h)
-        ctx.library = library
-        return h
 
-    @staticmethod
-    def backward(ctx, grad_h: Tensor):
-        decay, h0, h = ctx.saved_tensors
-        grad_decay, grad_drive, grad_h0 = torch.empty_like(decay), torch.empty_like(decay), torch.empty_like(h0)
-        # the given gates read no drive in backward: decay stands in for it
-        _backward(ctx.library, "given", decay, decay, h0, h, grad_h.contiguous(), grad_decay, grad_drive, grad_h0)
-        return None, grad_decay, grad_drive, grad_h0
+def linear_scan_backward(library: ctypes.CDLL, decay: Tensor, h0: Tensor, h: Tensor,
+                         grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of decay, drive and ``h0`` from those of the states ``h``: one reverse pass."""
+    decay, h0 = decay.contiguous(), h0.contiguous()
+    grad_decay, grad_drive, grad_h0 = torch.empty_like(decay), torch.empty_like(decay), torch.empty_like(h0)
+    # the given gates read no drive in backward: decay stands in for it
+    _backward(library, "given", decay, decay, h0, h, grad_h.contiguous(), grad_decay, grad_drive, grad_h0)
+    return grad_decay, grad_drive, grad_h0
 
 
 class MinGRUScan(torch.autograd.Function):
