@@ -65,6 +65,33 @@ template <typename Body> void over_batch(int64_t batch, int64_t threads, Body bo
   for (auto& thread : pool) thread.join();
 }
 
+// One frame of every channel; the arrays never overlap, which lets the loop be vectorised.
+template <typename Gates, typename T>
+void forward_frame(const T* __restrict a, const T* __restrict b, const T* __restrict previous,
+                   T* __restrict out, int64_t hidden) {
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    T keep, write;
+    Gates::forward(a[j], b[j], keep, write);
+    out[j] = keep * previous[j] + write;
+  }
+}
+
+// The adjoint runs backwards: g_t = dL/dh_t + keep_{t+1} g_{t+1}; `grad` and `keep_next` carry
+// g_{t+1} and keep_{t+1} in and g_t and keep_t out.
+template <typename Gates, typename T>
+void backward_frame(const T* __restrict a, const T* __restrict b, const T* __restrict previous,
+                    const T* __restrict grad_out, T* __restrict grad, T* __restrict keep_next,
+                    T* __restrict grad_a, T* __restrict grad_b, int64_t hidden) {
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) {
+    T keep, total = grad_out[j] + keep_next[j] * grad[j];
+    Gates::backward(a[j], b[j], total, previous[j], keep, grad_a[j], grad_b[j]);
+    grad[j] = total;
+    keep_next[j] = keep;
+  }
+}
+
 template <typename Gates, typename T>
 void forward(const T* a, const T* b, int64_t stride, const T* h0, T* h, int64_t batch, int64_t frames,
              int64_t hidden, int64_t threads) {
@@ -72,43 +99,30 @@ void forward(const T* a, const T* b, int64_t stride, const T* h0, T* h, int64_t 
     for (int64_t n = first; n < last; ++n) {
       const T* previous = h0 + n * hidden;
       for (int64_t t = 0; t < frames; ++t) {
-        const T* __restrict in_a = a + (n * frames + t) * stride;
-        const T* __restrict in_b = b + (n * frames + t) * stride;
-        T* __restrict out = h + (n * frames + t) * hidden;
-        for (int64_t j = 0; j < hidden; ++j) {
-          T keep, write;
-          Gates::forward(in_a[j], in_b[j], keep, write);
-          out[j] = keep * previous[j] + write;
-        }
+        int64_t row = (n * frames + t) * stride;
+        T* out = h + (n * frames + t) * hidden;
+        forward_frame<Gates>(a + row, b + row, previous, out, hidden);
         previous = out;
       }
     }
   });
 }
 
-// The adjoint runs backwards: g_t = dL/dh_t + keep_{t+1} g_{t+1}, and dL/dh0 = keep_0 g_0.
 template <typename Gates, typename T>
 void backward(const T* a, const T* b, int64_t stride, const T* h0, const T* h, const T* grad_h, T* grad_a,
               T* grad_b, T* grad_h0, int64_t batch, int64_t frames, int64_t hidden, int64_t threads) {
   over_batch(batch, threads, [=](int64_t first, int64_t last) {
-    std::vector<T> carried(hidden), kept(hidden);  // g_{t+1} and keep_{t+1}
+    std::vector<T> grad(hidden), keep_next(hidden);
     for (int64_t n = first; n < last; ++n) {
-      T* __restrict grad = carried.data();
-      T* __restrict keep_next = kept.data();
-      std::fill(grad, grad + hidden, T(0));
-      std::fill(keep_next, keep_next + hidden, T(0));
+      std::fill(grad.begin(), grad.end(), T(0));  // nothing follows the last frame
+      std::fill(keep_next.begin(), keep_next.end(), T(0));
       for (int64_t t = frames - 1; t >= 0; --t) {
         int64_t row = (n * frames + t) * stride;
-        const T* __restrict previous = t > 0 ? h + (n * frames + t - 1) * hidden : h0 + n * hidden;
-        const T* __restrict grad_out = grad_h + (n * frames + t) * hidden;
-        for (int64_t j = 0; j < hidden; ++j) {
-          T keep, total = grad_out[j] + keep_next[j] * grad[j];
-          Gates::backward(a[row + j], b[row + j], total, previous[j], keep, grad_a[row + j], grad_b[row + j]);
-          grad[j] = total;
-          keep_next[j] = keep;
-        }
+        const T* previous = t > 0 ? h + (n * frames + t - 1) * hidden : h0 + n * hidden;
+        backward_frame<Gates>(a + row, b + row, previous, grad_h + (n * frames + t) * hidden, grad.data(),
+                              keep_next.data(), grad_a + row, grad_b + row, hidden);
       }
-      for (int64_t j = 0; j < hidden; ++j) grad_h0[n * hidden + j] = keep_next[j] * grad[j];
+      for (int64_t j = 0; j < hidden; ++j) grad_h0[n * hidden + j] = keep_next[j] * grad[j];  // keep_0 g_0
     }
   });
 }
