@@ -7,11 +7,12 @@ gates are computed inside the same pass from the input projections, which are ma
 rows at a time in a cache-sized buffer: no decay, drive or projection tensor is ever stored, and
 backward recomputes them.
 
-``scan_kernel.cpp`` is compiled with ``g++`` (``$CXX``) on first use, once per process (about a
-second: it includes no torch headers and is called through ``ctypes``), for the CPU it runs on.
+``scan_kernel.cpp`` is compiled with ``g++`` (``$CXX``) on first use, once per process (seconds:
+it includes no torch headers and is called through ``ctypes``), for the CPU it runs on.
 :func:`kernel` returns None, and the layers fall back to the torch scan, where it does not apply:
-not a CPU float32/float64 tensor, inside ``torch.jit.trace`` / ONNX export / ``torch.compile``
-(a foreign call cannot be traced), or no working compiler (with a warning).
+not a plain CPU float32/float64 tensor, inside ``torch.jit.trace`` / ONNX export /
+``torch.compile`` / ``torch.export`` (a foreign call cannot be traced), or no working compiler
+(with a warning).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def _library() -> ctypes.CDLL | None:
 
 def kernel(x: Tensor) -> ctypes.CDLL | None:
     """The compiled kernels if they apply to ``x``, else None (see the module's docstring)."""
-    if (x.device.type != "cpu" or x.dtype not in DTYPES or torch.jit.is_tracing()
-            or torch.compiler.is_compiling()):
+    if (x.device.type != "cpu" or x.dtype not in DTYPES or type(x) is not Tensor  # fake, traced
+            or torch.jit.is_tracing() or torch.compiler.is_compiling()):
         return None
     return _library()
 
