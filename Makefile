@@ -6,7 +6,9 @@ MODEL   ?= lstm
 TRAINER ?= gpu
 ARGS    ?=
 JOBS    ?= 2
-RUN_DIR ?= runs/$(DATA)-$(MODEL)
+RUN_DIR ?= runs/$(lastword $(DATA))-$(MODEL)
+# a corpus whose recipe sets model keys has them in configs/experiment/<data>.yaml (fsdd does)
+EXPERIMENT ?= $(wildcard $(foreach data,$(DATA),configs/experiment/$(data).yaml))
 
 .PHONY: help install demo train test test-slow lint bench sweep gpu-check streaming loso
 
@@ -24,9 +26,11 @@ install: $(VENV)/.installed  ## create .venv and install speechrnn (editable) wi
 demo: install  ## train and compare RNN, GRU and LSTM on the embedded corpus (CPU, no download)
 	$(PY) -m pipelines.demo $(ARGS)
 
-train: install  ## make train DATA=<name> MODEL=<rnn|gru|lstm> TRAINER=<cpu|gpu> ARGS="<overrides>"
-	$(VENV)/bin/speechrnn fit --config configs/data/$(DATA).yaml --config configs/model/$(MODEL).yaml \
-		--config configs/trainer/$(TRAINER).yaml --run_dir $(RUN_DIR) $(ARGS)
+train: install  ## make train DATA=<name(s), stacked> MODEL=<rnn|gru|lstm> TRAINER=<cpu|gpu> ARGS="<overrides>"
+	$(VENV)/bin/speechrnn fit $(foreach data,$(DATA),--config configs/data/$(data).yaml) \
+		--config configs/model/$(MODEL).yaml \
+		--config configs/trainer/base.yaml --config configs/trainer/$(TRAINER).yaml \
+		$(foreach experiment,$(EXPERIMENT),--config $(experiment)) --run_dir $(RUN_DIR) $(ARGS)
 
 test: install  ## the test suite (under 10 minutes on 2 CPU cores)
 	$(VENV)/bin/pytest -q

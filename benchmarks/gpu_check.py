@@ -16,8 +16,9 @@ import time
 import lightning as L
 import torch
 
-from speechrnn.data.synth import SynthDataModule
+from speechrnn.corpora.synth import SynthDataModule
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.training.callbacks import FeatureStatistics
 
 
 class OnDevice(L.Callback):
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                                  cell="lstm")
         probe = OnDevice()
         trainer = L.Trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_epochs=1, logger=False,
-                            enable_checkpointing=False, enable_model_summary=False, callbacks=[probe],
+                            enable_checkpointing=False, enable_model_summary=False, callbacks=[FeatureStatistics(), probe],
                             limit_val_batches=0)
         trainer.fit(model, datamodule=dm)
         utterances = len(dm.splits["train"])

@@ -33,12 +33,12 @@ from benchmarks import extraction, training
 from benchmarks.baseline import baseline_loader
 from benchmarks.step_time import step_time
 from speechrnn.checkpoint import load_checkpoint
+from speechrnn.corpora.fsdd import FSDDDataModule
+from speechrnn.corpora.synth import SynthDataModule
 from speechrnn.data.batching import LengthBucketSampler, PaddedBatches
 from speechrnn.data.datamodule import SpeechDataModule
-from speechrnn.data.fsdd import FSDDDataModule
-from speechrnn.data.synth import SynthDataModule
-from speechrnn.evaluate import build_datamodule, evaluate
-from speechrnn.jsonio import write_json
+from speechrnn.evaluation import build_datamodule, evaluate
+from speechrnn.files import write_json
 
 CORPORA = ("fsdd", "synth")
 MODEL = {"cell": "gru", "hidden_size": 128, "num_layers": 2}

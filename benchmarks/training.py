@@ -19,8 +19,9 @@ from speechrnn.batch import Batch
 from speechrnn.data.batching import PaddedBatches
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.training.callbacks import FeatureStatistics
 
-GRADIENT_CLIP = 1.0  # as configs/trainer/*.yaml
+GRADIENT_CLIP = 1.0  # as configs/trainer/base.yaml
 
 
 def build_model(dm: SpeechDataModule, cell: str, hidden_size: int, num_layers: int) -> SpeechClassifier:
@@ -31,11 +32,13 @@ def build_model(dm: SpeechDataModule, cell: str, hidden_size: int, num_layers: i
 
 
 def bench_trainer(max_epochs: int, callbacks: list[L.Callback]) -> L.Trainer:
-    """The Trainer of configs/trainer/cpu.yaml without validation, logging or checkpoints."""
+    """The Trainer of configs/trainer/cpu.yaml without validation, logging or checkpoints; it
+    normalises as ``speechrnn fit`` does."""
     return L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, limit_val_batches=0,
                      num_sanity_val_steps=0, gradient_clip_val=GRADIENT_CLIP,
                      use_distributed_sampler=False, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
+                     enable_progress_bar=False, enable_model_summary=False,
+                     callbacks=[FeatureStatistics(), *callbacks])
 
 
 def train_steps(model: SpeechClassifier, batches: list[Batch]) -> float:

@@ -1,9 +1,9 @@
 """The offline demo: train vanilla RNN, GRU and LSTM on the embedded keyword task and compare them.
 
 Each encoder is trained through the same CLI and configs a user would run by hand
-(``configs/data/synth.yaml`` + ``configs/model/<cell>.yaml`` + ``configs/trainer/cpu.yaml`` +
-``configs/experiment/demo.yaml``), tested on held-out voices, and the results gathered into one
-run directory: ``results.json``, ``table.md`` and ``accuracy_by_length.png``.
+(``configs/data/synth.yaml`` + ``configs/model/<cell>.yaml`` + ``configs/trainer/base.yaml`` and
+``cpu.yaml`` + ``configs/experiment/demo.yaml``), tested on held-out voices, and the results
+gathered into one run directory: ``results.json``, ``table.md`` and ``accuracy_by_length.png``.
 
     python -m pipelines.demo [--out runs/demo] [--epochs N] [--cells rnn gru lstm]
 """
@@ -17,22 +17,25 @@ from pathlib import Path
 
 import torch
 
+from pipelines.configs import CONFIGS, recipe_args, trainer_args
 from speechrnn.cli import exit_on_user_error, run_lightning
-from speechrnn.compare import markdown_table
-from speechrnn.jsonio import write_json
+from speechrnn.commands.compare import markdown_table
+from speechrnn.data.pipeline import build_data_module
+from speechrnn.files import write_json
 from speechrnn.plots import plot_accuracy_by_length
-from speechrnn.tracking import default_wandb_mode
+from speechrnn.training.tracking import default_wandb_mode
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+DATA_CONFIG = CONFIGS / "data/synth.yaml"
+EXPERIMENT = CONFIGS / "experiment/demo.yaml"
 
 
 def config_args(cell: str, run_dir: Path, group: str, overrides: list[str]) -> list[str]:
     """The CLI arguments of one encoder's run: the same configs a user would stack by hand."""
     return [
-        "--config", str(CONFIGS / "data/synth.yaml"),
+        *recipe_args(DATA_CONFIG),
         "--config", str(CONFIGS / f"model/{cell}.yaml"),
-        "--config", str(CONFIGS / "trainer/cpu.yaml"),
-        "--config", str(CONFIGS / "experiment/demo.yaml"),
+        *trainer_args(CONFIGS / "trainer/cpu.yaml"),
+        "--config", str(EXPERIMENT),
         "--run_dir", str(run_dir),
         "--trainer.logger.init_args.group", group,
         "--trainer.logger.init_args.name", f"demo-{cell}",
@@ -40,9 +43,13 @@ def config_args(cell: str, run_dir: Path, group: str, overrides: list[str]) -> l
     ]
 
 
-def prepare(args: list[str]) -> None:
-    """Generate the embedded corpus and its feature cache once, before any run is timed."""
-    run_lightning(args, run=False).datamodule.prepare_data()
+def prepare() -> None:
+    """Generate the embedded corpus and its feature cache once, before any run is timed.
+
+    From the configs alone: a data override among the extra arguments makes the first fit prepare
+    its own corpus, inside that fit's time.
+    """
+    build_data_module([DATA_CONFIG, EXPERIMENT]).prepare_data()
 
 
 def train_one(args: list[str], run_dir: Path) -> dict:
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> Path:
     overrides = list(args.overrides) + ([f"--trainer.max_epochs={args.epochs}"] if args.epochs else [])
     started = time.perf_counter()
     runs = {cell: config_args(cell, args.out / cell, args.out.name, overrides) for cell in args.cells}
-    prepare(next(iter(runs.values())))
+    prepare()
     phases = {"corpus and features": time.perf_counter() - started}
     results = {}
     for cell, cell_args in runs.items():

@@ -1,12 +1,13 @@
 """Leave-one-speaker-out: accuracy on voices the model never heard, with a confidence interval.
 
 Every speaker of the corpus is the test speaker in turn, for each encoder; each fold is one run of
-the same ``speechrnn fit`` a user types (the data config, ``configs/model/<cell>.yaml``,
-``configs/trainer/cpu.yaml``) with ``test_speakers: [<speaker>]`` (and FSDD's ``split:
-speakers``). One held-out speaker is one sample of the population of voices, so the summary is
-the mean over speakers with a 95% interval (Student's t over speakers). A corpus with thousands
-of speakers (Speech Commands) is held out in ``--folds K`` groups of speakers instead. The run
-directory gets:
+the same ``speechrnn fit`` a user types (the data config and its corpus's experiment file,
+``configs/model/<cell>.yaml``, ``configs/trainer/base.yaml`` and ``cpu.yaml``) with ``test_speakers:
+[<speaker>]`` (and FSDD's ``split: speakers``). One held-out speaker is one sample of the population
+of voices, so the summary is the mean over speakers with a 95% interval (Student's t over speakers,
+clipped to 0-100%).
+A corpus with thousands of speakers (Speech Commands) is held out in ``--folds K`` groups of
+speakers instead. The run directory gets:
 
 - ``<cell>/<speaker or fold>/``: each fold's run (config.yaml, checkpoints/, results.json);
 - ``results.json``: per encoder the mean, the interval, each speaker's accuracy, and the test
@@ -14,7 +15,9 @@ directory gets:
 - ``table.md``, ``speakers.png`` (accuracy per speaker) and ``accuracy_by_length.png``.
 
 A fold whose ``results.json`` exists is not run again, so an interrupted run resumes where it
-stopped. Extra arguments go to every fold's ``speechrnn fit``::
+stopped; each fold records what it was trained under (``settings.json``), and a rerun with other
+settings (another hidden size, epoch budget, edited config file) into the same ``--out`` is
+refused before any fold trains. Extra arguments go to every fold's ``speechrnn fit``::
 
     python -m pipelines.loso --out runs/loso [--cells rnn gru lstm] [--data configs/data/fsdd.yaml]
         [--data_root ROOT] [--epochs N] [--folds K] [--model.normalisation=utterance ...]
@@ -28,24 +31,23 @@ import hashlib
 import inspect
 import json
 import shutil
-import statistics
 import time
 from pathlib import Path
 
 import torch
 import yaml
-from scipy.stats import t as student_t  # scipy comes with librosa
 from tqdm import tqdm
 
+from pipelines.configs import CONFIGS, recipe_args, trainer_args
+from pipelines.fit_settings import check_reusable, fit_settings
 from speechrnn.cli import exit_on_user_error, run_lightning
-from speechrnn.compare import markdown_table, percent
-from speechrnn.data.pipeline import data_module_class
+from speechrnn.commands.compare import markdown_table, percent
+from speechrnn.data.pipeline import build_data_module, data_module_class
 from speechrnn.errors import SpeechRNNError
+from speechrnn.files import write_json
 from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
-from speechrnn.tracking import default_wandb_mode
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-CONFIDENCE = 0.95
+from speechrnn.stats import t_interval
+from speechrnn.training.tracking import default_wandb_mode
 
 
 def speaker_data_class(data_config: Path) -> type:
@@ -60,14 +62,10 @@ def speaker_data_class(data_config: Path) -> type:
 
 def corpus_speakers(data_config: Path, data_root: str | None) -> list[str]:
     """The speakers of the corpus ``data_config`` builds, from its data module's utterance list."""
-    data_class = speaker_data_class(data_config)
-    init_args = yaml.safe_load(data_config.read_text())["data"].get("init_args", {})
-    module = data_class(**{**init_args, **({"data_root": data_root} if data_root else {})})
+    speaker_data_class(data_config)  # refuses a corpus without speakers
+    module = build_data_module(data_config, data_root=data_root)
     module.download()
-    speakers = sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})
-    if len(speakers) < 2:
-        raise SpeechRNNError(f"{data_config} yields speakers {speakers}; holding one out needs two or more")
-    return speakers
+    return sorted({utterance.speaker for utterance in module.utterances() if utterance.speaker})
 
 
 def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]]:
@@ -75,8 +73,13 @@ def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]
 
     Groups are dealt round-robin from the speakers ordered by a hash of their id, so every fold
     has a share of the speakers that does not depend on how the ids sort (a corpus with thousands
-    of speakers, such as Speech Commands, needs groups).
+    of speakers, such as Speech Commands, needs groups). Fewer than two speakers leave no
+    spread over voices to measure, so they are refused before any fold trains.
     """
+    if len(speakers) < 2:
+        raise SpeechRNNError(f"leaving speakers out needs two or more speakers, got {len(speakers)} "
+                             f"({', '.join(speakers) or 'none'}): there is no spread over voices to measure; "
+                             "pass more --speakers, or a corpus with speaker ids")
     if folds is None:
         return {speaker: [speaker] for speaker in speakers}
     if not 2 <= folds <= len(speakers):
@@ -85,36 +88,39 @@ def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]
     return {f"fold{k + 1}": sorted(ordered[k::folds]) for k in range(folds)}
 
 
-def fit_fold(cell: str, fold: str, held_out: list[str], run_dir: Path, data_config: Path, group: str,
-             overrides: list[str]) -> dict:
-    """One fold through the CLI, unless its results.json is there already; returns that file.
+def fold_args(cell: str, fold: str, held_out: list[str], run_dir: Path, data_config: Path, group: str,
+              overrides: list[str]) -> list[str]:
+    """The ``speechrnn fit`` arguments of one fold.
 
     ``overrides`` hold what every fold shares (``main`` adds FSDD's ``split: speakers`` there).
     """
-    results = run_dir / "results.json"
-    if not results.is_file():
-        shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
-        run_lightning([
-            "fit",
-            "--config", str(data_config),
+    return ["fit",
+            *recipe_args(data_config),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
-            "--config", str(CONFIGS / "trainer/cpu.yaml"),
+            *trainer_args(CONFIGS / "trainer/cpu.yaml"),
             f"--data.init_args.test_speakers={json.dumps(held_out)}",
             "--trainer.enable_progress_bar=false",
             "--trainer.logger.init_args.group", group,
             "--trainer.logger.init_args.name", f"loso-{cell}-{fold}",
             "--run_dir", str(run_dir),
-            *overrides,
-        ])
-    return json.loads(results.read_text())
+            *overrides]
 
 
-def interval(accuracies: list[float]) -> tuple[float, float]:
-    """The CONFIDENCE interval of the mean over speakers (t with n - 1 degrees of freedom)."""
-    mean = statistics.fmean(accuracies)
-    half = student_t.ppf((1 + CONFIDENCE) / 2, len(accuracies) - 1) * statistics.stdev(accuracies)
-    half /= len(accuracies) ** 0.5
-    return mean - half, mean + half
+def is_finished(run_dir: Path, args: list[str], out: Path) -> bool:
+    """True when the fold in ``run_dir`` has its results, trained under ``args``; refused when under others."""
+    if not (run_dir / "results.json").is_file():
+        return False
+    settings = run_dir / "settings.json"
+    recorded = json.loads(settings.read_text()) if settings.is_file() else None
+    check_reusable(run_dir, recorded, fit_settings(args), out)
+    return True
+
+
+def fit_fold(run_dir: Path, args: list[str]) -> None:
+    """One fold through the CLI (``args`` from :func:`fold_args`), recording its settings first."""
+    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
+    write_json(run_dir / "settings.json", fit_settings(args))  # before the fit: results imply settings
+    run_lightning(args)
 
 
 def pooled_test(folds: list[dict]) -> dict:
@@ -135,9 +141,9 @@ def summarise(folds: dict[str, dict[str, dict]]) -> dict:
     for cell, by_speaker in folds.items():
         accuracies = {speaker: fold["test"]["accuracy"] for speaker, fold in by_speaker.items()}
         runs = list(by_speaker.values())
+        mean, low, high = t_interval(list(accuracies.values()))
         summary[cell] = {"cell": cell, "dataset": runs[0]["dataset"], "hop_ms": runs[0]["hop_ms"],
-                         "mean": statistics.fmean(accuracies.values()),
-                         "ci95": interval(list(accuracies.values())), "speakers": accuracies,
+                         "mean": mean, "ci95": [low, high], "speakers": accuracies,
                          "test": pooled_test(runs), "parameters": runs[0]["parameters"],
                          "train_seconds": sum(run["train_seconds"] or 0 for run in runs)}
     return summary
@@ -146,7 +152,7 @@ def summarise(folds: dict[str, dict[str, dict]]) -> dict:
 def speaker_table(summary: dict) -> str:
     """Markdown: one row per encoder with the mean, the 95% interval and each held-out speaker."""
     speakers = list(next(iter(summary.values()))["speakers"])
-    head = ["encoder", "mean", "95% CI", *speakers]
+    head = ["encoder", "mean", "95% CI (clipped to 0-100%)", *speakers]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell, result in summary.items():
         low, high = result["ci95"]
@@ -157,7 +163,7 @@ def speaker_table(summary: dict) -> str:
 
 
 def write_report(out: Path, summary: dict, overrides: list[str]) -> str:
-    (out / "results.json").write_text(json.dumps({"overrides": overrides, "cells": summary}, indent=1))
+    write_json(out / "results.json", {"overrides": overrides, "cells": summary})  # an empty bucket's NaN: null
     table = (f"{speaker_table(summary)}\n\nAll held-out utterances pooled, by length (frames):\n\n"
              f"{markdown_table(summary)}")
     (out / "table.md").write_text(table + "\n")
@@ -180,25 +186,33 @@ def main(argv: list[str] | None = None) -> Path:
                         "speaker at a time (for corpora with many speakers)")
     parser.add_argument("--epochs", type=int, help="override the trainer's epoch budget")
     args, overrides = parser.parse_known_args(argv)  # the rest is checked by `speechrnn fit`
+    if args.epochs is not None and args.epochs < 1:
+        raise SpeechRNNError(f"--epochs {args.epochs} trains nothing; pass 1 or more (or leave it out for the "
+                             "trainer config's budget)")
+    if args.speakers is not None:
+        speaker_folds(args.speakers, args.folds)  # refuses a bad --speakers or --folds before any work
     default_wandb_mode()
     # One thread: small recurrent layers gain nothing from more, and spin-waiting OpenMP threads
     # slow every run on a shared CPU (see pipelines/demo.py).
     torch.set_num_threads(1)
     overrides += [f"--data.init_args.data_root={args.data_root}"] if args.data_root else []
-    overrides += [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
+    overrides += [f"--trainer.max_epochs={args.epochs}"] if args.epochs is not None else []
     # A corpus with a ``split`` argument (FSDD) switches to its speakers split; the others (Speech
     # Commands) hold out ``test_speakers`` by that argument alone. Refuses a corpus without speakers.
     if "split" in inspect.signature(speaker_data_class(args.data)).parameters:
         overrides = ["--data.init_args.split=speakers", *overrides]
     held_out = speaker_folds(args.speakers or corpus_speakers(args.data, args.data_root), args.folds)
     started = time.perf_counter()
-    folds: dict[str, dict[str, dict]] = {cell: {} for cell in args.cells}
-    todo = [(cell, fold) for cell in args.cells for fold in held_out]
+    plan = {(cell, fold): fold_args(cell, fold, held_out[fold], args.out / cell / fold, args.data, args.out.name,
+                                    overrides) for cell in args.cells for fold in held_out}
+    # every finished fold is checked before any trains
+    todo = [(cell, fold) for (cell, fold), fit in plan.items() if not is_finished(args.out / cell / fold, fit, args.out)]
     with tqdm(todo, unit="fold", desc="leave speakers out") as progress:
         for cell, fold in progress:
             progress.set_postfix_str(f"{cell}, test {fold}")
-            folds[cell][fold] = fit_fold(cell, fold, held_out[fold], args.out / cell / fold, args.data,
-                                         args.out.name, overrides)
+            fit_fold(args.out / cell / fold, plan[cell, fold])
+    folds = {cell: {fold: json.loads((args.out / cell / fold / "results.json").read_text()) for fold in held_out}
+             for cell in args.cells}
     table = write_report(args.out, summarise(folds), overrides)
     print(f"\n{table}\n")
     print(f"leave-one-speaker-out finished in {time.perf_counter() - started:.0f} s; results in {args.out}/ "

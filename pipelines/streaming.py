@@ -1,11 +1,12 @@
 """Streaming keyword spotting: train vanilla RNN, GRU and LSTM on windows of continuous audio, then
 run each as a spotter over long held-out streams.
 
-Each encoder is trained through the CLI (``configs/data/fsdd_stream.yaml`` + the cell's model
-config + ``configs/trainer/cpu.yaml`` + ``configs/experiment/streaming.yaml``). The detector's
-threshold and smoothing are tuned on the validation streams (keywords, and an hour of
-keyword-free audio): the most detections within the target rate of false alarms there. Then on the test streams, chunk by chunk with
-the state carried, one CPU thread:
+Each encoder is trained through the CLI (``configs/data/fsdd_stream.yaml`` and its experiment file +
+the cell's model config + ``configs/trainer/base.yaml`` and ``cpu.yaml`` +
+``configs/experiment/streaming.yaml``). The detector's threshold and smoothing are tuned on the
+validation streams (keywords, and an hour of keyword-free audio): the most detections within the
+target rate of false alarms there. Then on the test streams, chunk by chunk with the state carried,
+one CPU thread:
 
 - detection rate: keywords detected with their label between their start and ``TOLERANCE_S``
   after their end; false alarms on the keyword stream are detections matching no keyword;
@@ -29,27 +30,25 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import yaml
-from jsonargparse import ArgumentParser
 
-from speechrnn.checkpoint import load_checkpoint
+from pipelines.configs import CONFIGS, recipe_args, trainer_args
+from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import exit_on_user_error, run_lightning
+from speechrnn.corpora.streams import SCORED_SPLITS, featurise, read_timeline
 from speechrnn.data.chunks import read_chunks
-from speechrnn.data.datamodule import SpeechDataModule
-from speechrnn.data.streams import SCORED_SPLITS, featurise, read_timeline
-from speechrnn.detect import Detector, detect, score
-from speechrnn.export import OnnxStep, export_onnx, quantize_onnx
+from speechrnn.data.pipeline import build_data_module
 from speechrnn.plots import plot_stream
-from speechrnn.stream import StreamResult, spot
-from speechrnn.streaming import Streamer, StreamStep
-from speechrnn.tracking import default_wandb_mode
+from speechrnn.streaming.detect import Detector, OperatingPoint, detect, score
+from speechrnn.streaming.export import OnnxStep, export_onnx, quantize_onnx
+from speechrnn.streaming.runner import Streamer, StreamResult, spot
+from speechrnn.training.tracking import default_wandb_mode
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TOLERANCE_S = 0.5  # a hit fires between the keyword's start and this long after its end
 # fine steps near 1, where a spotter tuned for no false alarm ends up
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995]
@@ -65,9 +64,9 @@ def train_one(cell: str, run_dir: Path, data_args: list[str], overrides: list[st
     if not (run_dir / "results.json").is_file():
         run_lightning([
             "fit",
-            "--config", str(CONFIGS / "data/fsdd_stream.yaml"),
+            *recipe_args(CONFIGS / "data/fsdd_stream.yaml"),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
-            "--config", str(CONFIGS / "trainer/cpu.yaml"),
+            *trainer_args(CONFIGS / "trainer/cpu.yaml"),
             "--config", str(CONFIGS / "experiment/streaming.yaml"),
             "--run_dir", str(run_dir),
             "--trainer.logger.init_args.name", f"stream-{cell}",
@@ -77,10 +76,10 @@ def train_one(cell: str, run_dir: Path, data_args: list[str], overrides: list[st
     return Path(json.loads((run_dir / "results.json").read_text())["checkpoint"])
 
 
-def run_stream(checkpoint, path: Path, detector: dict, keep: bool = True) -> tuple[StreamResult, float]:
+def run_stream(checkpoint, path: Path, point: OperatingPoint, keep: bool = True) -> tuple[StreamResult, float]:
     """A whole stream file through the spotter, chunk by chunk, and the CPU seconds it took."""
     streamer = Streamer.from_checkpoint(checkpoint)
-    spotter = Detector(streamer.labels, streamer.hop_s, lookahead_s=streamer.frames.lookahead_s, **detector)
+    spotter = Detector(streamer.labels, checkpoint.features, point)
     started = time.process_time()
     result = spot(streamer, spotter, read_chunks(path, checkpoint.features.sample_rate, CHUNK_S), keep=keep)
     return result, time.process_time() - started
@@ -95,15 +94,13 @@ def tune(checkpoint, files: dict[str, Path]) -> dict:
 
     False alarms are counted over both validation streams (an hour and more of audio).
     """
-    runs = {name: run_stream(checkpoint, path, {})[0] for name, path in files.items()}
+    runs = {name: run_stream(checkpoint, path, OperatingPoint())[0] for name, path in files.items()}
     truth = keywords_of(files["keywords"])
-    lookahead_s = checkpoint.features.n_fft // 2 / checkpoint.features.sample_rate
-    hop_s = checkpoint.features.hop_ms / 1000
     best = None
     for smooth_s in SMOOTHING_S:
         for threshold in THRESHOLDS:
-            settings = {"threshold": threshold, "smooth_s": smooth_s, "refractory_s": REFRACTORY_S}
-            found = {name: detect(run.posteriors, checkpoint.labels, hop_s, lookahead_s=lookahead_s, **settings)
+            point = OperatingPoint(threshold, smooth_s, REFRACTORY_S)
+            found = {name: detect(run.posteriors, checkpoint.labels, checkpoint.features, point)
                      for name, run in runs.items()}
             result = score(found["keywords"], truth, runs["keywords"].duration_s, TOLERANCE_S)
             false_alarms = result.false_alarms + len(found["keyword_free"])
@@ -112,12 +109,12 @@ def tune(checkpoint, files: dict[str, Path]) -> dict:
             # within the target: the most detections; where none is, the fewest false alarms
             key = (within, result.detection_rate if within else -false_alarms, result.detection_rate, threshold)
             if best is None or key > best[0]:
-                best = (key, settings, {"detection_rate": result.detection_rate, "false_alarms": false_alarms,
+                best = (key, point, {"detection_rate": result.detection_rate, "false_alarms": false_alarms,
                                         "audio_s": round(sum(run.duration_s for run in runs.values()), 1)})
     return {"detector": best[1], "validation": best[2]}
 
 
-def evaluate(checkpoint, detector: dict, files: dict[str, Path]) -> tuple[dict, StreamResult]:
+def evaluate(checkpoint, detector: OperatingPoint, files: dict[str, Path]) -> tuple[dict, StreamResult]:
     """Test figures with the tuned detector; the keyword stream's result, for the figure."""
     spotted, _ = run_stream(checkpoint, files["keywords"], detector)
     words = score(spotted.detections, keywords_of(files["keywords"]), spotted.duration_s, TOLERANCE_S)
@@ -140,18 +137,18 @@ def evaluate(checkpoint, detector: dict, files: dict[str, Path]) -> tuple[dict, 
     }, spotted
 
 
-def operating_curve(checkpoint, detector: dict, spotted: StreamResult, free: StreamResult, truth: list[dict]) -> list:
+def operating_curve(checkpoint, detector: OperatingPoint, spotted: StreamResult, free: StreamResult,
+                    truth: list[dict]) -> list:
     """Test detection rate and false alarms per hour (keyword-free) at every threshold of the grid.
 
     For reading the trade-off only; the operating point is the one tuned on validation.
     """
-    hop_s, lookahead_s = checkpoint.features.hop_ms / 1000, checkpoint.features.n_fft // 2 / checkpoint.features.sample_rate
-    curve = []
+    clock, curve = checkpoint.features, []
     for threshold in THRESHOLDS:
-        settings = detector | {"threshold": threshold, "lookahead_s": lookahead_s}
-        words = score(detect(spotted.posteriors, checkpoint.labels, hop_s, **settings), truth, spotted.duration_s,
+        point = replace(detector, threshold=threshold)
+        words = score(detect(spotted.posteriors, checkpoint.labels, clock, point), truth, spotted.duration_s,
                       TOLERANCE_S)
-        alarms = len(detect(free.posteriors, checkpoint.labels, hop_s, **settings))
+        alarms = len(detect(free.posteriors, checkpoint.labels, clock, point))
         curve.append([threshold, words.detection_rate, alarms / (free.duration_s / 3600)])
     return curve
 
@@ -173,10 +170,11 @@ def table(results: dict) -> str:
 
 
 class TorchStep:
-    """A StreamStep with OnnxStep's calling convention: ``(feats (T, F), state) -> (posteriors (T, C), state)``."""
+    """The model's streaming step with OnnxStep's calling convention:
+    ``(feats (T, F), state) -> (posteriors (T, C), state)``."""
 
     def __init__(self, checkpoint) -> None:
-        self.step = StreamStep(checkpoint.model()).eval()
+        self.step = checkpoint.model().streaming_step(f"checkpoint {checkpoint.path}")
 
     def initial_state(self) -> tuple:
         return self.step.initial_state()
@@ -187,19 +185,19 @@ class TorchStep:
         return posteriors[0].numpy(), tuple(state)
 
 
-def onnx_figures(checkpoint, detector: dict, files: dict[str, Path], out: Path) -> dict:
+def onnx_figures(checkpoint, detector: OperatingPoint, files: dict[str, Path], out: Path) -> dict:
     """The exported step (float and int8 weights) in onnxruntime on the test keyword stream, one thread.
 
     Detection rate, CPU seconds per audio second of the step alone (front end excluded, the
     same frames for all three) and the largest posterior change against PyTorch.
     """
-    path = export_onnx(StreamStep(checkpoint.model()).eval(), checkpoint.features, out / "step.onnx")
+    path = export_onnx(TorchStep(checkpoint).step, checkpoint.features, out / "step.onnx", detector)
     runners = {"pytorch": TorchStep(checkpoint), "onnx": OnnxStep(path),
                "onnx_int8": OnnxStep(quantize_onnx(path, out / "step.int8.onnx"))}
     feats = featurise(sf.read(files["keywords"], dtype="float32")[0], checkpoint.features).numpy()  # (T, F)
-    chunk = round(CHUNK_S * 1000 / checkpoint.features.hop_ms)  # frames per chunk
-    hop_s = checkpoint.features.hop_ms / 1000
-    truth, duration_s = keywords_of(files["keywords"]), len(feats) * hop_s
+    clock = checkpoint.features
+    chunk = clock.frames_in(CHUNK_S)  # frames per chunk
+    truth, duration_s = keywords_of(files["keywords"]), clock.centre_s(len(feats))
     figures, reference = {}, None
     for name, runner in runners.items():
         state, outputs, started = runner.initial_state(), [], time.process_time()
@@ -209,15 +207,15 @@ def onnx_figures(checkpoint, detector: dict, files: dict[str, Path], out: Path) 
         cpu_s = time.process_time() - started
         posteriors = torch.from_numpy(np.concatenate(outputs))
         reference = posteriors if reference is None else reference
-        found = detect(posteriors, checkpoint.labels, hop_s, **detector)
+        found = detect(posteriors, checkpoint.labels, clock, detector)
         figures[name] = {"detection_rate": score(found, truth, duration_s, TOLERANCE_S).detection_rate,
                          "step_rtf": cpu_s / duration_s,
                          "max_posterior_change": float((posteriors - reference).abs().max())}
     return figures
 
 
-def excerpt(result: StreamResult, hop_s: float, seconds: float) -> tuple:
-    frames = round(seconds / hop_s)
+def excerpt(result: StreamResult, clock, seconds: float) -> tuple:
+    frames = clock.frames_in(seconds)
     return result.envelope[:frames], result.posteriors[:frames], [d for d in result.detections if d.end_s < seconds]
 
 
@@ -243,8 +241,10 @@ def main(argv: list[str] | None = None) -> Path:
         streams = stream_files(args.out / cell)
         if results.get(cell, {}).get("streams") != str(streams["test"]["keywords"].parent):
             tuned = tune(checkpoint, streams["validation"])
+            store_operating_point(checkpoint.path, tuned["detector"])  # `speechrnn stream` uses it by default
             window_accuracy = json.loads((args.out / cell / "results.json").read_text())["test"]["accuracy"]
-            results[cell] = {**tuned, "test": evaluate(checkpoint, tuned["detector"], streams["test"])[0],
+            results[cell] = {**tuned, "detector": tuned["detector"].to_json(),
+                             "test": evaluate(checkpoint, tuned["detector"], streams["test"])[0],
                              "checkpoint": str(checkpoint.path), "streams": str(streams["test"]["keywords"].parent),
                              "window_accuracy": window_accuracy}
             summary.write_text(json.dumps({"target": TARGET, "cells": results}, indent=1))
@@ -252,14 +252,14 @@ def main(argv: list[str] | None = None) -> Path:
     text = table({cell: results[cell] for cell in args.cells})
     (args.out / "table.md").write_text(text + "\n")
     best = max(args.cells, key=lambda c: (results[c]["test"]["detection_rate"], -results[c]["test"]["false_alarms_per_hour"]))
-    checkpoint, detector = load_checkpoint(results[best]["checkpoint"]), results[best]["detector"]
+    checkpoint = load_checkpoint(results[best]["checkpoint"])
+    detector = OperatingPoint(**results[best]["detector"])
     test_streams = stream_files(args.out / best)["test"]
     spotted, _ = run_stream(checkpoint, test_streams["keywords"], detector)
-    hop_s = checkpoint.features.hop_ms / 1000
-    envelope, posteriors, detections = excerpt(spotted, hop_s, FIGURE_S)
+    envelope, posteriors, detections = excerpt(spotted, checkpoint.features, FIGURE_S)
     truth = [w for w in keywords_of(test_streams["keywords"]) if w["end_s"] < FIGURE_S]
-    plot_stream(envelope, posteriors, checkpoint.labels, hop_s, detections, args.out / "stream.png",
-                threshold=detector["threshold"], truth=truth, title=f"{best}: the first {FIGURE_S:g} s of the test stream")
+    plot_stream(envelope, posteriors, checkpoint.labels, checkpoint.features.frame_s, detections,
+                args.out / "stream.png", threshold=detector.threshold, truth=truth, title=f"{best}: the first {FIGURE_S:g} s of the test stream")
     export = {"cell": best, **onnx_figures(checkpoint, detector, test_streams, args.out / best)}
     summary.write_text(json.dumps({"target": TARGET, "cells": results, "export": export}, indent=1))
     print(f"\n{text}\n\nexport ({best}): {json.dumps(export)}")
@@ -269,10 +269,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 def stream_files(run_dir: Path) -> dict[str, dict[str, Path]]:
     """The validation and test streams of a run's data module, rebuilt from ``run_dir/config.yaml``."""
-    parser = ArgumentParser()
-    parser.add_subclass_arguments(SpeechDataModule, "data")
-    data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
-    datamodule = parser.instantiate(parser.parse_object({"data": data})).data
+    datamodule = build_data_module(run_dir / "config.yaml")
     datamodule.prepare_data()  # nothing to do unless the streams were deleted
     return {split: datamodule.stream_files(split) for split in SCORED_SPLITS}
 

@@ -1,7 +1,8 @@
 """Tables and figures of the long-range sweep, from its run records (see pipelines/sweep.py).
 
 Writes ``results.json``, ``table.md`` (all tables), ``accuracy_vs_length.png``,
-``capacity.png`` and ``gradients.png``. Intervals are 95% t-intervals over seeds.
+``capacity.png`` and ``gradients.png``. Intervals are 95% t-intervals over seeds, clipped to
+0-100% (see :func:`speechrnn.stats.t_interval`).
 """
 
 from __future__ import annotations
@@ -12,22 +13,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from scipy.stats import t as student_t
 
-from speechrnn.gradients import plot_gradient_norms
-from speechrnn.jsonio import write_json
-from speechrnn.plots import plt, save_figure
+from speechrnn.files import write_json
+from speechrnn.plots import plot_gradient_norms, plt, save_figure
+from speechrnn.stats import t_interval
 
 CHANCE_LINE = 0.5  # the accuracy whose crossing the table reports
 CAP_MARK = "*"  # a cell where at least one seed used every epoch of the cap
-
-
-def interval95(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval over the values (NaN from one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, math.nan
-    return mean, student_t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def summarise(records: list[dict], lrs: dict[str, float]) -> dict[tuple[str, int, float], dict]:
@@ -45,8 +37,8 @@ def summarise(records: list[dict], lrs: dict[str, float]) -> dict[tuple[str, int
     for key, runs in sorted(seeds.items()):
         runs.sort(key=lambda r: r["seed"])
         trained = [r for r in runs if not r.get("diverged")]
-        mean, half = interval95([r["test_acc"] for r in trained]) if trained else (None, math.nan)
-        summary[key] = {"mean": mean, "half_width": half, "n": len(runs), "accs": [r["test_acc"] for r in runs],
+        mean, low, high = t_interval([r["test_acc"] for r in trained]) if trained else (None, math.nan, math.nan)
+        summary[key] = {"mean": mean, "ci95": [low, high], "n": len(runs), "accs": [r["test_acc"] for r in runs],
                         "diverged": len(runs) - len(trained), "hit_cap": any(r["hit_cap"] for r in runs),
                         "epochs": [r["epochs"] for r in trained], "best_epochs": [r["best_epoch"] for r in trained],
                         "total_frames": runs[0]["total_frames"], "parameters": parameters.get(key[:2]),
@@ -65,9 +57,10 @@ def accuracy_cell(point: dict | None) -> str:
         return "-"
     if point["mean"] is None:
         return f"diverged ({point['diverged']}/{point['n']})"
-    half = "" if math.isnan(point["half_width"]) else f" ± {100 * point['half_width']:.1f}"
+    low, high = point["ci95"]
+    interval = "" if math.isnan(low) else f" ({100 * low:.1f}-{100 * high:.1f})"
     diverged = f" ({point['diverged']} of {point['n']} diverged)" if point["diverged"] else ""
-    return f"{100 * point['mean']:.1f}{half}{CAP_MARK if point['hit_cap'] else ''}{diverged}"
+    return f"{100 * point['mean']:.1f}{interval}{CAP_MARK if point['hit_cap'] else ''}{diverged}"
 
 
 def first_delay_below(summary: dict, variant: str, hidden: int, delays: list[float]) -> float | None:
@@ -103,10 +96,10 @@ def accuracy_table(records: list[dict], summary: dict, grid: dict) -> list[str]:
     chrono = {d: p["chrono_frames"] for (_, _, d), p in summary.items() if p["chrono_frames"]}
     t_max = ", ".join(f"{d:g} s: {t} fr" for d, t in sorted(chrono.items())) or "no chrono variant"
     note = (f"Frames of {frame_hop_ms(records):g} ms; chance is 10%. The interval is mean ± t(0.975, n-1) s / "
-            f"sqrt(n). {CAP_MARK} marks a cell where a seed used all {grid['max_epochs']} epochs (the cap) "
+            f"sqrt(n), clipped to 0-100%. {CAP_MARK} marks a cell where a seed used all {grid['max_epochs']} epochs (the cap) "
             f"instead of stopping early (patience {grid['patience']}): it might still have been learning. "
             f"Chrono T_max is the run's total length: {t_max}.")
-    return [(f"## Test accuracy (%) against delay, hidden {hidden}: mean ± 95% interval over "
+    return [(f"## Test accuracy (%) against delay, hidden {hidden}: mean (95% interval) over "
             f"{len(grid['seeds'])} seeds"), "",
             *table(["variant", *(f"{d:g} s ({frames.get(d, '?')} fr)" for d in delays), "first delay < 50%"], rows),
             note, ""]
@@ -163,6 +156,13 @@ def capacity_table(summary: dict, grid: dict) -> list[str]:
             *table(["variant", "hidden", "parameters", *(f"{d:g} s" for d in delays)], rows), note, ""]
 
 
+def error_bars(points: list[dict]) -> list[list[float]]:
+    """Matplotlib's ``yerr`` in percent: below and above each mean, to its clipped interval (0 without one)."""
+    gaps = [(0.0, 0.0) if math.isnan(p["ci95"][0]) else (p["mean"] - p["ci95"][0], p["ci95"][1] - p["mean"])
+            for p in points]
+    return [[100 * below for below, _ in gaps], [100 * above for _, above in gaps]]
+
+
 def plot_accuracy(summary: dict, grid: dict, hop_ms: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for v in grid["variants"]:
@@ -170,7 +170,7 @@ def plot_accuracy(summary: dict, grid: dict, hop_ms: float, path: Path) -> None:
                          if name == v and h == grid["hidden_size"] and p["mean"] is not None), key=lambda x: x[0])
         if points:
             ax.errorbar([f for f, _ in points], [100 * p["mean"] for _, p in points],
-                        yerr=[0 if math.isnan(p["half_width"]) else 100 * p["half_width"] for _, p in points],
+                        yerr=error_bars([p for _, p in points]),
                         marker="o", capsize=3, label=v)
     ax.axhline(10, color="grey", ls=":", lw=1, label="chance")
     ax.axhline(100 * CHANCE_LINE, color="grey", ls="--", lw=0.8)
@@ -194,7 +194,7 @@ def plot_capacity(summary: dict, grid: dict, path: Path) -> None:
             points = sorted(((p["parameters"], p) for (name, _, delay), p in summary.items()
                              if name == v and delay == d and p["mean"] is not None), key=lambda x: x[0])
             ax.errorbar([n for n, _ in points], [100 * p["mean"] for _, p in points],
-                        yerr=[0 if math.isnan(p["half_width"]) else 100 * p["half_width"] for _, p in points],
+                        yerr=error_bars([p for _, p in points]),
                         marker="o", capsize=3, label=v)
         ax.set(xscale="log", xlabel="parameters", title=f"{d:g} s delay", ylim=(0, 102))
         ax.grid(alpha=0.3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 IGNORE_INDEX = -100  # framewise targets on padding; cross-entropy and metrics skip it
@@ -15,3 +16,8 @@ class Batch(NamedTuple):
     targets: Tensor  # (B,) class ids, or (B, T) framewise with IGNORE_INDEX on padding
     speech_lengths: Tensor  # (B,) frames of real audio; the key of accuracy against length
     indices: Tensor  # (B,) positions in the split
+
+
+def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """``(B, T)``: True on each sequence's real frames, False on its padding."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

@@ -1,11 +1,14 @@
 """Reading back a checkpoint that ``speechrnn fit`` wrote: the model, its vocabulary, its data pipeline.
 
 A checkpoint describes itself: ``hyper_parameters`` hold the model's arguments (``labels``,
-``task`` and ``length_buckets`` linked from the data), ``speechrnn_pipeline`` the data module's
-description (:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the
-feature settings, the clip padding; a wrapped module nested inside), and the state dict the
-normalisation statistics (``feat_mean``, ``feat_std``) beside the weights; so the model takes raw
-MFCCs. It is read with ``torch.load(weights_only=True)``: tensors and plain values, never code.
+``task`` and ``length_buckets`` linked from the data), the data module's entry (its
+``state_dict``, which Lightning saves under the class's name) the ``speechrnn_pipeline``
+description (:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the feature
+settings, the clip padding; a wrapped module nested inside), the state dict the normalisation
+statistics (``normaliser.mean``, ``normaliser.std``) beside the weights, so the model takes raw
+MFCCs; and, once ``make streaming`` has tuned it, the detector's operating point
+(``speechrnn_operating_point``). It is read with ``torch.load(weights_only=True)``: tensors and
+plain values, never code.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from pathlib import Path
 
 import torch
 
+from speechrnn.data.datamodule import PIPELINE_KEY
 from speechrnn.data.features import FeatureSettings
 from speechrnn.data.pipeline import DataPipeline
 from speechrnn.errors import SpeechRNNError
-from speechrnn.models.classifier import PIPELINE_KEY, SpeechClassifier
+from speechrnn.files import atomic_write
+from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.streaming.detect import OperatingPoint
 
 FIX = "pass a .ckpt file that `speechrnn fit` wrote (<run_dir>/checkpoints/best.ckpt)"
+OPERATING_POINT_KEY = "speechrnn_operating_point"  # the tuned detector settings, once tuned
 MODEL_KEYS = ("labels", "input_size", "task", "cell")
 
 
@@ -32,6 +39,7 @@ class Checkpoint:
     model_args: dict  # SpeechClassifier's arguments
     pipeline: DataPipeline  # the data module of training, and the features it computed
     state_dict: dict
+    operating_point: OperatingPoint | None  # the detector settings tuned for it, if any
 
     @property
     def labels(self) -> list[str]:
@@ -82,11 +90,37 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     missing = [f"hyper_parameters.{key}" for key in MODEL_KEYS if key not in raw["hyper_parameters"]]
     if missing:
         raise SpeechRNNError(f"{path} is not a speechrnn checkpoint (it lacks {', '.join(missing)}); {FIX}")
-    if PIPELINE_KEY not in raw:
+    described = pipeline_entries(raw)
+    if len(described) != 1:
         raise SpeechRNNError(
-            f"{path} was written by an older speechrnn and does not describe its data pipeline "
-            f"({PIPELINE_KEY}); retrain it with this version (`speechrnn fit --config <run_dir>/config.yaml`)"
+            f"{path} was written by an older speechrnn and does not describe its data pipeline in its data "
+            f"module's entry ({PIPELINE_KEY}); retrain it with this version "
+            "(`speechrnn fit --config <run_dir>/config.yaml`)"
         )
     model_args = {k: v for k, v in raw["hyper_parameters"].items() if not k.startswith("_")}
-    pipeline = DataPipeline.from_dict(raw[PIPELINE_KEY], f"checkpoint {path}")
-    return Checkpoint(path, model_args, pipeline, raw["state_dict"])
+    pipeline = DataPipeline.from_dict(described[0], f"checkpoint {path}")
+    point = raw.get(OPERATING_POINT_KEY)
+    try:
+        point = None if point is None else OperatingPoint(**point)
+    except (TypeError, SpeechRNNError) as err:
+        raise SpeechRNNError(f"{path} holds a malformed operating point ({err}); tune it again "
+                             "(make streaming) or remove it") from err
+    return Checkpoint(path, model_args, pipeline, raw["state_dict"], point)
+
+
+def pipeline_entries(raw: dict) -> list[dict]:
+    """The data-pipeline descriptions in a loaded checkpoint: its data module's ``state_dict`` holds one.
+
+    Lightning keys that entry by the data module's class name, which the checkpoint does not
+    otherwise record, so it is found by what it holds.
+    """
+    return [value[PIPELINE_KEY] for key, value in raw.items()
+            if key != "state_dict" and isinstance(value, dict) and PIPELINE_KEY in value]
+
+
+def store_operating_point(path: str | Path, point: OperatingPoint) -> None:
+    """Write ``point`` into the checkpoint at ``path`` (atomically), so ``speechrnn stream`` uses it."""
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    raw[OPERATING_POINT_KEY] = point.to_json()
+    with atomic_write(path) as tmp:
+        torch.save(raw, tmp)

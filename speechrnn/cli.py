@@ -18,16 +18,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
-from speechrnn import tracking
-from speechrnn.callbacks import TrainingStability
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
-from speechrnn.jsonio import write_json
+from speechrnn.files import write_json
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import count_parameters
 from speechrnn.processes import global_rank_is_zero
-from speechrnn.runlock import RunLock
+from speechrnn.training import tracking
+from speechrnn.training.callbacks import FeatureStatistics, TrainingStability
+from speechrnn.training.runlock import RunLock, set_aside_killed_run
 
 
 class SpeechCLI(LightningCLI):
@@ -51,7 +51,9 @@ class SpeechCLI(LightningCLI):
             parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
         parser.link_arguments("data", "model.label_folding", compute_fn=lambda dm: dm.scoring_map(),
                               apply_on="instantiate")
-        # always on, whatever the trainer config lists: NaN guards and the W&B length charts
+        # always on, whatever the trainer config lists: the model's input statistics, NaN guards and
+        # the W&B length charts
+        parser.add_lightning_class_args(FeatureStatistics, "feature_statistics")
         parser.add_lightning_class_args(TrainingStability, "stability")
         parser.add_lightning_class_args(tracking.LengthAccuracyCharts, "length_charts")
 
@@ -72,6 +74,9 @@ class SpeechCLI(LightningCLI):
                 describe_wandb_run(logger.init_args, config)
         if global_rank_is_zero():  # the other ranks of a job write into the folder rank 0 holds
             self.run_lock = RunLock(run_dir).acquire()  # it creates the folder, or names why it cannot
+            # a resume (--ckpt_path) continues the killed run from its files; a fresh fit starts clean
+            if self.run_lock.taken_over and self.subcommand == "fit" and not config.get("ckpt_path"):
+                set_aside(run_dir, self.run_lock.taken_over)
 
     def before_fit(self) -> None:
         self.fit_started = time.perf_counter()
@@ -94,6 +99,16 @@ class SpeechCLI(LightningCLI):
         print(f"test accuracy: {accuracy:.4f}")
         if isinstance(self.trainer.logger, WandbLogger):
             self.trainer.logger.experiment.summary["test/acc"] = accuracy
+
+
+def set_aside(run_dir: Path, holder: list[str]) -> None:
+    """Move a killed run's files out of the way of a fresh fit in its folder, and say so on stderr."""
+    moved = set_aside_killed_run(run_dir, holder)
+    if moved:
+        aside, names = moved
+        print(f"speechrnn: {run_dir} held the files of a run that was killed (pid {' on '.join(holder)}): "
+              f"moved its {', '.join(names)} to {aside}, so this fit's checkpoints are its own "
+              f"(to continue that run instead, pass --ckpt_path {aside}/checkpoints/last.ckpt)", file=sys.stderr)
 
 
 def describe_wandb_run(init_args, config) -> None:
@@ -142,12 +157,12 @@ def run_lightning(args: list[str] | None = None, run: bool = True) -> SpeechCLI:
 
 # Commands beyond LightningCLI's: each module has ``main(argv)``.
 TOOLS = {
-    "evaluate": "speechrnn.evaluate",
-    "predict": "speechrnn.predict",
-    "compare": "speechrnn.compare",
-    "gradients": "speechrnn.gradients",
-    "stream": "speechrnn.stream",
-    "export": "speechrnn.export",
+    "evaluate": "speechrnn.commands.evaluate",
+    "predict": "speechrnn.commands.predict",
+    "compare": "speechrnn.commands.compare",
+    "gradients": "speechrnn.commands.gradients",
+    "stream": "speechrnn.commands.stream",
+    "export": "speechrnn.commands.export",
 }
 
 

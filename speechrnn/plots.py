@@ -7,11 +7,14 @@ from itertools import pairwise
 from pathlib import Path
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
+from torch import Tensor
 
 from speechrnn.errors import SpeechRNNError
+from speechrnn.models.gradient_decay import decay_factor
 
 
 def bucket_centres(edges: list[int], rows: list[list]) -> list[float]:
@@ -134,3 +137,20 @@ def plot_stream(envelope, posteriors, labels: list[str], hop_s: float, detection
     post_ax.set(xlabel="time (s)", ylabel="posterior", ylim=(0, 1.08))
     post_ax.legend(ncol=min(len(labels), 11), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     return save_figure(fig, path)
+
+
+def plot_gradient_norms(curves: dict[str, Tensor], path: Path, title: str = "Gradient through time") -> Path:
+    """One log-scale line per name: norm against distance from the readout, decay factor in the legend."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours: dict[str, str] = {}  # "<model> init" and "<model> trained" share a colour
+    for name, norms in curves.items():
+        model, _, stage = name.rpartition(" ")
+        model = model if stage in ("init", "trained") else name
+        colour = colours.setdefault(model, f"C{len(colours) % 10}")
+        ax.plot(torch.arange(len(norms)), norms.clamp_min(1e-30), color=colour,
+                linestyle="--" if stage == "init" else "-", label=f"{name} (x{decay_factor(norms):.3f}/step)")
+    ax.set(yscale="log", xlabel="distance from the readout (frames)", ylabel="mean ||d loss / d x_t||",
+           title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path, dpi=110)

@@ -1,10 +1,12 @@
 import json
+import os
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from speechrnn.errors import SpeechRNNError
-from tones import ToneDataModule
+from tones import SAMPLE_RATE, ToneDataModule
 
 
 def cache_dirs(tmp_path):
@@ -28,6 +30,32 @@ def test_changed_feature_settings_rebuild_the_cache(tmp_path, make_data):
     dm.setup("fit")
     assert len(cache_dirs(tmp_path)) == 2
     assert dm.splits["train"].feats.shape[1] == 20
+
+
+def utterance_feats(dm, key: str):
+    split = dm.splits["train"]
+    i = split.keys.index(key)
+    return split.feats[split.offsets[i] : split.offsets[i + 1]]
+
+
+def test_samples_edited_in_the_middle_with_size_and_time_restored_get_new_features(tmp_path, make_data):
+    dm = make_data(ToneDataModule)
+    dm.download()
+    wav = tmp_path / "data" / "tones" / "0_00.wav"
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE  # 2 s, 32 KB: its middle is far from either end
+    sf.write(wav, 0.5 * np.sin(2 * np.pi * 300 * t), SAMPLE_RATE, subtype="PCM_16")
+    dm.prepare_data()
+    dm.setup("fit")
+    old = utterance_feats(dm, "0_00")
+    stat = wav.stat()
+    with open(wav, "r+b") as file:  # one second in, a quarter second of other samples
+        file.seek(stat.st_size // 2)
+        file.write(np.random.default_rng(0).integers(-8000, 8000, SAMPLE_RATE // 4, dtype=np.int16).tobytes())
+    os.utime(wav, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p`, `rsync -t` or an editor may leave it
+    assert (wav.stat().st_size, wav.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    new = utterance_feats(make_data(ToneDataModule, prepare=True), "0_00")
+    assert old.shape == new.shape and not np.allclose(old, new)
+    assert len(cache_dirs(tmp_path)) == 2
 
 
 def test_truncated_cache_is_detected_and_rebuilt(make_data):

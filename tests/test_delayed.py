@@ -5,9 +5,10 @@ import pytest
 import torch
 import yaml
 
+from pipelines.configs import trainer_args
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.cli import main
-from speechrnn.data.delayed import DelayedDataModule
+from speechrnn.corpora.delayed import DelayedDataModule
 from speechrnn.errors import SpeechRNNError
 from tones import ToneDataModule
 
@@ -86,9 +87,9 @@ def delayed_run(tmp_path_factory):
              "init_args": {"data_root": str(root / "data"), "cache_dir": str(root / "cache"),
                            "n_mfcc": 13, "n_mels": 23, "hop_ms": 20.0}}
     data = root / "data.yaml"
-    data.write_text(yaml.safe_dump({"data": {"class_path": "speechrnn.data.delayed.DelayedDataModule", "init_args": {
+    data.write_text(yaml.safe_dump({"data": {"class_path": "speechrnn.corpora.delayed.DelayedDataModule", "init_args": {
         "inner": inner, "delays_s": [0.0, 0.4], "window_s": WINDOW_S, "batch_size": 8}}}))
-    main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+    main(["fit", *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
           "--config", str(data), "--run_dir", str(root / "run"), "--trainer.max_epochs", "3",
           "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--model.hidden_size", "16",
           "--model.num_layers", "1", "--model.pooling", "last"])

@@ -1,6 +1,9 @@
 """The leave-one-speaker-out pipeline on a tiny generated FSDD-style tree: folds, summary, resuming."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +39,29 @@ def write_digits(root: Path) -> None:
                 sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave.astype(np.float32), RATE)
 
 
-def test_interval_is_students_t_over_speakers(loso):
-    low, high = loso.interval([0.8, 0.9, 1.0])
-    half = 4.3027 * 0.1 / 3**0.5  # t(0.975, 2 degrees of freedom) * sd / sqrt(n)
-    assert low == pytest.approx(0.9 - half, abs=1e-4) and high == pytest.approx(0.9 + half, abs=1e-4)
+def reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+@pytest.mark.parametrize("args, named", [(["--epochs", "0"], "--epochs 0"), (["--epochs", "-2"], "--epochs -2"),
+                                         (["--speakers", "ann"], "two or more speakers, got 1 (ann)")])
+def test_bad_arguments_exit_2_with_one_line_before_any_work(tmp_path, args, named):
+    out = tmp_path / "loso"
+    done = subprocess.run([sys.executable, "-m", "pipelines.loso", "--out", str(out), "--data_root",
+                           str(tmp_path / "missing"), *args], check=False, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # nothing trained, nothing written
+
+
+def test_an_empty_length_bucket_is_written_as_null(loso, tmp_path):
+    fold = {"dataset": "fsdd", "hop_ms": 10, "parameters": 5, "train_seconds": 1.0,
+            "test": {"accuracy": 0.5, "edges": [10], "buckets": [["<10", 0, None], [">=10", 4, 0.5]]}}
+    summary = loso.summarise({"gru": {"ann": fold, "bob": {**fold, "test": {**fold["test"], "accuracy": 1.0}}}})
+    loso.write_report(tmp_path, summary, [])
+    results = json.loads((tmp_path / "results.json").read_text(), parse_constant=reject_constant)
+    assert results["cells"]["gru"]["test"]["buckets"][0] == ["<10", 0, None]
 
 
 def test_speaker_folds_deal_every_speaker_into_one_group(loso):
@@ -69,8 +91,10 @@ def test_every_speaker_is_held_out_once_and_finished_folds_are_not_run_again(los
     loso.main(args)
     results = json.loads((out / "results.json").read_text())["cells"]["gru"]
     assert list(results["speakers"]) == SPEAKERS
-    low, high = results["ci95"]
-    assert low <= results["mean"] <= high
+    accuracies = list(results["speakers"].values())
+    mean = sum(accuracies) / 3
+    half = 4.3027 * (sum((a - mean) ** 2 for a in accuracies) / 2) ** 0.5 / 3**0.5  # t(0.975, 2) s / sqrt(n)
+    assert results["ci95"] == pytest.approx([max(0.0, mean - half), min(1.0, mean + half)], abs=1e-4)
     assert sum(count for _, count, _ in results["test"]["buckets"]) == len(SPEAKERS) * 3 * 7
     for speaker in SPEAKERS:
         config = yaml.safe_load((out / "gru" / speaker / "config.yaml").read_text())
@@ -86,3 +110,35 @@ def test_every_speaker_is_held_out_once_and_finished_folds_are_not_run_again(los
     again = {s: (out / "gru" / s / "results.json").stat().st_mtime_ns for s in SPEAKERS}
     assert again["ann"] == finished["ann"] and again["cyd"] == finished["cyd"]
     assert (out / "gru" / "bob" / "results.json").is_file()
+
+
+def test_a_rerun_with_other_settings_never_reuses_the_old_folds(loso, tmp_path, monkeypatch):
+    write_digits(tmp_path / "data")
+    out = tmp_path / "loso"
+    args = ["--out", str(out), "--cells", "gru", "--data_root", str(tmp_path / "data"), "--speakers", "ann", "bob",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}", "--data.init_args.batch_size=8",
+            "--model.num_layers=1"]
+    loso.main([*args, "--epochs", "1", "--model.hidden_size=8"])
+    finished = (out / "results.json").read_text()
+
+    def no_training(argv):
+        raise AssertionError(f"a fold trained: {argv}")
+
+    monkeypatch.setattr(loso, "run_lightning", no_training)
+    for other in (["--epochs", "2", "--model.hidden_size=8"], ["--epochs", "1", "--model.hidden_size=4"]):
+        with pytest.raises(SpeechRNNError, match=r"gru/ann was trained under other settings .*another --out"):
+            loso.main([*args, *other])
+    assert (out / "results.json").read_text() == finished  # the old experiment's summary is left as it was
+    loso.main([*args, "--epochs", "1", "--model.hidden_size=8"])  # the same settings: resumed, nothing trains
+
+
+def test_fit_settings_follow_config_files_not_wandb_names(tmp_path):
+    from pipelines.fit_settings import fit_settings
+
+    config = tmp_path / "model.yaml"
+    config.write_text("model:\n  hidden_size: 8\n")
+    args = ["fit", "--config", str(config), "--trainer.logger.init_args.name", "a", "--model.lr=0.1"]
+    before = fit_settings(args)
+    assert fit_settings([*args[:4], "b", args[5]]) == before  # another W&B name trains the same model
+    config.write_text("model:\n  hidden_size: 16\n")
+    assert fit_settings(args) != before

@@ -2,9 +2,9 @@ import lightning as L
 import pytest
 import torch
 
-from speechrnn.callbacks import TrainingStability
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.training.callbacks import FeatureStatistics, TrainingStability
 
 CELLS = ["rnn", "gru", "lstm", "mingru", "minlstm"]
 
@@ -46,8 +46,8 @@ def test_each_cell_learns_the_tone_task_well_beyond_chance(cell, tone_data):
     model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim, cell=cell,
                              hidden_size=32, num_layers=1, pooling="mean", lr=1e-2,
                              length_buckets=tone_data.length_buckets)
-    trainer = L.Trainer(max_epochs=25, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(max_epochs=25, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", callbacks=[FeatureStatistics()])
     trainer.fit(model, datamodule=tone_data)
     accuracy = trainer.test(model, datamodule=tone_data, verbose=False)[0]["test/acc"]
     assert accuracy >= 0.9  # chance is 1/3
@@ -55,12 +55,13 @@ def test_each_cell_learns_the_tone_task_well_beyond_chance(cell, tone_data):
     assert sum(count for _, count, _ in model.results["test"]["buckets"]) == len(tone_data.splits["test"])
 
 
-def test_normalisation_statistics_come_from_the_training_split(tone_data):
+def test_normalisation_statistics_come_from_the_training_split_through_the_callback(tone_data):
     model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_train_batches=1, limit_val_batches=0)
+                        enable_model_summary=False, limit_train_batches=1, limit_val_batches=0,
+                        callbacks=[FeatureStatistics()])
     trainer.fit(model, datamodule=tone_data)
-    torch.testing.assert_close(model.feat_mean, tone_data.splits["train"].feats.mean(0))
+    torch.testing.assert_close(model.normaliser.mean, tone_data.splits["train"].feats.mean(0))
 
 
 def test_gradient_spikes_and_non_finite_norms_are_counted():

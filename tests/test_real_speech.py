@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.configs import recipe_args, trainer_args
 from speechrnn.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +27,8 @@ def fsdd_root() -> Path:
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_gated_cells_reach_97_percent_on_fsdd(tmp_path, cell):
     run = tmp_path / "run"
-    main(["fit", "--config", str(CONFIGS / "data/fsdd.yaml"), "--config", str(CONFIGS / f"model/{cell}.yaml"),
-          "--config", str(CONFIGS / "trainer/cpu.yaml"), "--data.init_args.data_root", str(fsdd_root()),
+    main(["fit", *recipe_args(CONFIGS / "data/fsdd.yaml"), "--config", str(CONFIGS / f"model/{cell}.yaml"),
+          *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--data.init_args.data_root", str(fsdd_root()),
           "--data.init_args.cache_dir", str(tmp_path / "cache"), "--run_dir", str(run),
           "--trainer.enable_progress_bar=false"])
     accuracy = json.loads((run / "results.json").read_text())["test"]["accuracy"]

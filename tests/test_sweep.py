@@ -1,12 +1,11 @@
 import json
-import math
 from pathlib import Path
 
 import pytest
 import yaml
 
-from speechrnn.errors import TrainingDiverged
-from speechrnn.learning_curve import LearningCurve
+from speechrnn.errors import SpeechRNNError, TrainingDiverged
+from speechrnn.training.learning_curve import LearningCurve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +27,7 @@ def report_module(monkeypatch):
 
 
 def tiny_grid(tmp_path) -> Path:
-    data = {"data": {"class_path": "speechrnn.data.delayed.DelayedDataModule", "init_args": {
+    data = {"data": {"class_path": "speechrnn.corpora.delayed.DelayedDataModule", "init_args": {
         "inner": {"class_path": "tones.ToneDataModule",
                   "init_args": {"data_root": str(tmp_path / "data"), "cache_dir": str(tmp_path / "cache")}},
         "window_s": 0.3}}}
@@ -71,6 +70,13 @@ def test_sweep_stops_early_records_the_budget_and_resumes(sweep_module, tmp_path
 
     monkeypatch.setattr(sweep_module, "run_lightning", no_training)
     sweep_module.main(["--grid", str(grid), "--out", str(out)])  # every record exists: nothing reruns
+    with pytest.raises(SpeechRNNError, match=r"trained under other settings \(now --model.dropout 0.5\).*--out"):
+        sweep_module.main(["--grid", str(grid), "--out", str(out), "--", "--model.dropout", "0.5"])
+    edited = yaml.safe_load(grid.read_text())
+    edited["max_epochs"] = 4
+    grid.write_text(yaml.safe_dump(edited))
+    with pytest.raises(SpeechRNNError, match=r"now --trainer.max_epochs 4"):
+        sweep_module.main(["--grid", str(grid), "--out", str(out)])
 
 
 def test_a_diverged_run_is_recorded_and_the_grid_goes_on(sweep_module, tmp_path, monkeypatch):
@@ -108,13 +114,6 @@ def test_a_variant_with_its_own_rate_skips_the_selection(sweep_module, tmp_path)
     assert "Learning-rate selection" not in (out / "table.md").read_text()
 
 
-def test_interval_is_the_t_interval_over_seeds(report_module):
-    mean, half = report_module.interval95([0.8, 0.9, 1.0])
-    # sd 0.1, t(0.975, 2) = 4.303: 4.303 * 0.1 / sqrt(3)
-    assert mean == pytest.approx(0.9) and half == pytest.approx(0.2484, abs=1e-4)
-    assert math.isnan(report_module.interval95([0.7])[1])
-
-
 def record(seed: int, acc: float, hit_cap: bool, variant: str = "lstm", delay_s: float = 1.0) -> dict:
     return {"variant": variant, "hidden_size": 64, "delay_s": delay_s, "lr": 0.003, "seed": seed,
             "test_acc": acc, "hit_cap": hit_cap, "epochs": 30 if hit_cap else 12, "best_epoch": 5,
@@ -127,6 +126,14 @@ def test_a_cell_is_marked_when_any_seed_hit_the_cap(report_module):
     assert report_module.accuracy_cell(summary[("lstm", 64, 1.0)]).endswith(report_module.CAP_MARK)
     assert not report_module.accuracy_cell(summary[("lstm", 64, 2.0)]).endswith(report_module.CAP_MARK)
     assert report_module.first_delay_below(summary, "lstm", 64, [1.0, 2.0]) == 2.0
+
+
+def test_a_cell_prints_its_interval_clipped_to_0_100(report_module):
+    records = [record(0, 0.1, False), record(1, 0.9, False), record(0, 0.8, False, delay_s=2.0),
+               record(1, 0.9, False, delay_s=2.0), record(2, 1.0, False, delay_s=2.0)]
+    summary = report_module.summarise(records, {"lstm": 0.003})
+    assert report_module.accuracy_cell(summary[("lstm", 64, 1.0)]) == "50.0 (0.0-100.0)"  # raw: -458 to 558%
+    assert report_module.accuracy_cell(summary[("lstm", 64, 2.0)]) == "90.0 (65.2-100.0)"  # t(0.975, 2) = 4.303
 
 
 def test_diverged_seeds_are_counted_not_averaged(report_module):
@@ -158,3 +165,44 @@ def test_learning_curve_finds_the_first_best_epoch_and_the_cap():
     assert curve.summary(max_epochs=4) == {"epochs": 4, "hit_cap": True, "best_epoch": 2, "curve": {
         "val_acc": pytest.approx([0.2, 0.6, 0.6, 0.5]), "train_loss": pytest.approx([2.0, 1.0, 0.9, 0.8])}}
     assert curve.summary(max_epochs=10)["hit_cap"] is False
+
+
+def test_the_wandb_sweep_config_is_the_grid_file_at_every_candidate_rate(sweep_module, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_RUN_GROUP", "agents")
+    grid_path = ROOT / "configs/sweep/default.yaml"
+    sweep_module.main(["--grid", str(grid_path), "--out", "runs/sweep-wandb", "--wandb-config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    grid = yaml.safe_load(grid_path.read_text())
+    names = config["parameters"]["run"]["values"]
+    runs = {run.name: run for run in sweep_module.grid_runs(grid)}
+    assert sorted(names) == sorted(runs) and len(names) == len(set(names))
+    assert {runs[n].variant for n in names} == set(grid["variants"])
+    assert {runs[n].delay_s for n in names} == {*grid["delays_s"], grid["lr_selection"]["delay_s"]}
+    assert {runs[n].seed for n in names} == set(grid["seeds"])
+    assert {runs[n].lr for n in names} == set(grid["lr_selection"]["learning_rates"])
+    assert {runs[n].hidden_size for n in names} == {grid["hidden_size"]}
+    assert len(names) == len(grid["variants"]) * len(grid["delays_s"]) * len(grid["seeds"]) * 3
+    # each agent fits its run from the grid file itself: the same configs and budget as `make sweep`
+    command = config["command"]
+    assert command[command.index("--grid") + 1] == str(grid_path) and command[-1] == "${args}"
+    args = sweep_module.fit_args(grid, runs[names[0]], 100, Path("run"))
+    assert args[args.index("--trainer.max_epochs") + 1] == str(grid["max_epochs"])
+    assert args[args.index("--trainer.callbacks.patience") + 1] == str(grid["patience"])
+    assert (config["method"], config["metric"]) == ("grid", {"name": "val/acc", "goal": "maximize"})
+
+
+def test_a_grid_with_fixed_rates_sweeps_only_those(sweep_module):
+    grid = yaml.safe_load((ROOT / "configs/sweep/budget.yaml").read_text())
+    runs = sweep_module.grid_runs(grid)
+    assert {(r.variant, r.lr) for r in runs} == {(v, spec["lr"]) for v, spec in grid["variants"].items()}
+    assert len(runs) == len(grid["variants"]) * len(grid["delays_s"]) * len(grid["seeds"])
+
+
+def test_an_agents_run_is_fitted_by_name_and_recorded(sweep_module, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_RUN_GROUP", "agent")
+    grid_path, out = tiny_grid(tmp_path), tmp_path / "sweep"
+    name = sweep_module.grid_runs(yaml.safe_load(grid_path.read_text()))[0].name
+    sweep_module.main(["--grid", str(grid_path), "--out", str(out), "--run", name])
+    assert json.loads((out / "runs" / name / "record.json").read_text())["name"] == name
+    with pytest.raises(SpeechRNNError, match="is not a run of"):
+        sweep_module.main(["--grid", str(grid_path), "--out", str(out), "--run", "nothing"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from wandb.proto import wandb_internal_pb2
 
+from pipelines.configs import trainer_args
 from speechrnn.cli import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -42,7 +43,7 @@ def offline_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("WANDB_MODE", "offline")
     try:
-        main(["fit", "--config", str(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+        main(["fit", *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
               "--data", "tones.ToneDataModule", "--data.data_root", str(root / "data"),
               "--data.cache_dir", str(root / "cache"), "--data.length_buckets", "[30, 45]",
               "--run_dir", str(root / "run"), "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1",

@@ -14,45 +14,74 @@ from speechrnn.data.datamodule import SpeechDataModule
 SAMPLE_RATE = 8000  # Hz
 
 
-def write_tones(directory, per_class: int = 12, num_classes: int = 3, seed: int = 0) -> None:
-    """``directory/<class>_<i>.wav``: a tone of 300 * (class + 1) Hz, 0.1-0.6 s, with noise."""
+def write_tones(directory, per_class: int = 12, num_classes: int = 3, seed: int = 0,
+                background: bool = False) -> None:
+    """``directory/<class>_<i>.wav``: a tone of 300 * (class + 1) Hz, 0.1-0.6 s, with noise.
+
+    With ``background``, clips are cut as a spotter reads a stream: each tone follows 0-0.5 s of
+    a faint noise floor, and ``background_<i>.wav`` holds the floor alone or a tone that ended
+    0.4-0.8 s before the clip does (the word is over: nothing to report).
+    """
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
+
+    def tone(label: int, seconds: float) -> np.ndarray:
+        t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+        return 0.5 * np.sin(2 * np.pi * 300 * (label + 1) * t) + 0.05 * rng.standard_normal(len(t))
+
+    def floor(seconds: float) -> np.ndarray:
+        return 1e-3 * rng.standard_normal(int(seconds * SAMPLE_RATE))
+
     for label in range(num_classes):
         for i in range(per_class):
-            seconds = rng.uniform(0.1, 0.6)
-            t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-            wave = 0.5 * np.sin(2 * np.pi * 300 * (label + 1) * t) + 0.05 * rng.standard_normal(len(t))
+            wave = tone(label, rng.uniform(0.1, 0.6))
+            if background:
+                wave = np.concatenate([floor(rng.uniform(0.0, 0.5)), wave])
             sf.write(directory / f"{label}_{i:02d}.wav", wave.astype(np.float32), SAMPLE_RATE)
+    for i in range(2 * per_class if background else 0):
+        if i % 2:
+            wave = np.concatenate([tone(int(rng.integers(num_classes)), 0.3), floor(rng.uniform(0.4, 0.8))])
+        else:
+            wave = floor(rng.uniform(0.2, 1.2))
+        sf.write(directory / f"background_{i:02d}.wav", wave.astype(np.float32), SAMPLE_RATE)
 
 
 class ToneDataModule(SpeechDataModule):
-    """Three tone classes; item index decides the split (0-7 train, 8-9 validation, 10+ test)."""
+    """Three tone classes; item index decides the split (0-7 train, 8-9 validation, 10+ test).
+
+    With ``background``, a fourth class of noise floor and finished tones, clips cut as a spotter
+    reads a stream (see :func:`write_tones`), and the split ``index % 6`` (0-3 train, 4
+    validation, 5 test)."""
 
     name = "tones"
 
-    def __init__(self, num_classes: int = 3, per_class: int = 12, **kwargs) -> None:
+    def __init__(self, num_classes: int = 3, per_class: int = 12, background: bool = False, **kwargs) -> None:
         self.num_tone_classes = num_classes
         self.per_class = per_class
+        self.background = background
         kwargs.setdefault("sample_rate", SAMPLE_RATE)
         kwargs.setdefault("n_mfcc", 13)
         kwargs.setdefault("n_mels", 23)
         kwargs.setdefault("batch_size", 8)
         kwargs.setdefault("length_buckets", [20, 40])
         super().__init__(**kwargs)
+        self.arguments.update(num_classes=num_classes, per_class=per_class)
 
     def vocabulary(self) -> list[str]:
-        return [str(c) for c in range(self.num_tone_classes)]
+        return [str(c) for c in range(self.num_tone_classes)] + (["background"] if self.background else [])
 
     def download(self) -> None:
         if not self.corpus_dir.exists():
-            write_tones(self.corpus_dir, self.per_class, self.num_tone_classes)
+            write_tones(self.corpus_dir, self.per_class, self.num_tone_classes, background=self.background)
 
     def utterances(self) -> list[Utterance]:
         utterances = []
         for path in sorted(self.corpus_dir.glob("*.wav")):
             label, index = path.stem.split("_")
-            split = "train" if int(index) < 8 else "validation" if int(index) < 10 else "test"
+            if self.background:  # the spotter's corpus: two in three clips train it
+                split = ("train", "train", "train", "train", "validation", "test")[int(index) % 6]
+            else:
+                split = "train" if int(index) < 8 else "validation" if int(index) < 10 else "test"
             utterances.append(Utterance(key=path.stem, path=path, split=split, label=label))
         return utterances
 

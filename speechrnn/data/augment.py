@@ -1,4 +1,5 @@
-"""Training-only augmentation of raw MFCC batches on their device: tempo, vocal tract, gain, masks.
+"""Training-only augmentation of raw MFCC batches on their device: tempo, vocal tract, gain, masks,
+background noise and time shifts.
 
 The features are cached MFCCs, so each change is made in the feature domain rather than on the
 waveform, on the batch where it already lies (the GPU when training there):
@@ -15,6 +16,8 @@ waveform, on the batch where it already lies (the GPU when training there):
   sum to zero, so only ``c0`` moves, by ``g * sqrt(n_mels)``. Deltas of a constant are zero.
 - SpecAugment (Park et al. 2019): time masks, and masks over cepstral coefficients applied the
   same way to the delta blocks. Masked values become the training mean.
+- background noise (:class:`NoiseMixer`, mixed in mel power) and time shifts (:func:`time_shift`):
+  the TensorFlow keyword-spotting recipe's two, which the Speech Commands module applies.
 
 Every draw comes from one generator seeded by the data module's ``seed``, so a run is repeatable.
 """
@@ -23,12 +26,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import soundfile as sf
 import torch
-import torchaudio.functional as AF
 from torch import Tensor
 
-from speechrnn.batch import IGNORE_INDEX, Batch
+from speechrnn.batch import IGNORE_INDEX, Batch, padding_mask
+from speechrnn.data.audio import read_audio
+from speechrnn.data.features import MFCC, dct_matrix
 from speechrnn.errors import SpeechRNNError
 
 
@@ -97,12 +103,7 @@ class Augmentation:
             feats = time_mask(feats, batch.lengths, s.time_masks, s.time_mask_frames, fill, generator)
         if s.coeff_masks:
             feats = coeff_mask(feats, s.n_mfcc, s.coeff_masks, s.coeff_mask_width, fill, generator)
-        return batch._replace(feats=feats * valid_frames(batch.lengths, feats.shape[1])[..., None])
-
-
-def valid_frames(lengths: Tensor, steps: int) -> Tensor:
-    """``(B, T)``: True on each utterance's real frames."""
-    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+        return batch._replace(feats=feats * padding_mask(batch.lengths, feats.shape[1])[..., None])
 
 
 def change_tempo(batch: Batch, factor: Tensor) -> Batch:
@@ -125,7 +126,7 @@ def change_tempo(batch: Batch, factor: Tensor) -> Batch:
     dim = feats.shape[-1]
     resampled = ((1 - weight) * feats.gather(1, below[..., None].expand(-1, -1, dim))
                  + weight * feats.gather(1, above[..., None].expand(-1, -1, dim)))
-    valid = valid_frames(new_lengths, steps)
+    valid = padding_mask(new_lengths, steps)
     targets = batch.targets
     if targets.dim() == 2:
         nearest = torch.minimum(source.round().long(), (lengths[:, None] - 1).clamp_min(0))
@@ -172,7 +173,7 @@ def warp_vocal_tract(feats: Tensor, alpha: Tensor, n_mfcc: int, n_mels: int, sam
     warp ``W`` acts on ``L = c D^T`` (exact when ``n_mfcc == n_mels``, the smoothed spectrum
     otherwise), so the warped cepstra are ``c D^T W^T D``. The same matrix serves every delta block.
     """
-    dct = AF.create_dct(n_mfcc, n_mels, "ortho").to(device=feats.device, dtype=torch.float64)  # (n_mels, n_mfcc)
+    dct = dct_matrix(n_mfcc, n_mels).to(device=feats.device, dtype=torch.float64)  # (n_mels, n_mfcc)
     maps = dct.T @ vtlp_band_warp(alpha.to(feats.device), n_mels, sample_rate).transpose(1, 2) @ dct
     batch, steps, dim = feats.shape
     blocks = feats.reshape(batch, steps * (dim // n_mfcc), n_mfcc)
@@ -183,7 +184,7 @@ def add_gain(feats: Tensor, lengths: Tensor, gain_db: Tensor, n_mels: int) -> Te
     """Each utterance ``(B, T, F)`` as if its waveform were scaled by its ``gain_db`` ``(B,)``."""
     offset = torch.zeros_like(feats[0, 0])  # (F,)
     offset[0] = math.sqrt(n_mels)  # c0 only; see the module docstring
-    return feats + gain_db[:, None, None] * offset * valid_frames(lengths, feats.shape[1])[..., None]
+    return feats + gain_db[:, None, None] * offset * padding_mask(lengths, feats.shape[1])[..., None]
 
 
 def time_mask(feats: Tensor, lengths: Tensor, count: int, max_frames: int, fill: Tensor,
@@ -215,3 +216,78 @@ def coeff_mask(feats: Tensor, n_mfcc: int, count: int, max_width: int, fill: Ten
     masked = ((c >= starts[..., None]) & (c < (starts + widths)[..., None])).any(1)  # (B, n_mfcc)
     masked = masked.repeat(1, dim // n_mfcc)  # (B, F): the same coefficients in every block
     return torch.where(masked[:, None, :], fill, feats)
+
+
+class NoiseMixer:
+    """Adds background noise to normalised MFCC frames at a chosen SNR.
+
+    Noise and speech add in power, so the mixing happens on mel power: with ``n_mfcc ==
+    n_mels`` the orthonormal DCT is invertible, so frames go back to mel dB exactly, then to
+    power, get a window of noise power scaled to the SNR added, and return to normalised MFCCs.
+    Adding powers drops the speech-noise cross term, which averages to zero for independent
+    signals. The noise bank holds the train share of each background recording.
+    """
+
+    def __init__(self, noise_power: Tensor, dct: Tensor) -> None:
+        self.noise_power = noise_power  # (N, n_mels) mel power frames, recordings back to back
+        self.dct = dct  # (n_mels, n_mfcc), orthonormal
+
+    @classmethod
+    def from_files(cls, paths: list[Path], mfcc: MFCC, span: tuple[float, float] = (0.0, 1.0)) -> NoiseMixer:
+        """The bank of ``paths``, each cut to ``span`` (fractions of its duration: a split's share)."""
+        banks = []
+        rate = mfcc.settings.sample_rate
+        low, high = span
+        with torch.no_grad():
+            for path in paths:
+                duration_s = sf.info(str(path)).duration
+                wave = read_audio(path, rate, low * duration_s, (high - low) * duration_s)
+                (ceps,) = mfcc(wave[None], torch.tensor([len(wave)]))
+                banks.append(10 ** ((ceps @ mfcc.dct.T) / 10))  # (T, n_mels) mel power
+        return cls(torch.cat(banks), mfcc.dct.clone())
+
+    def __call__(
+        self,
+        feats: Tensor,
+        lengths: Tensor,
+        mean: Tensor,
+        std: Tensor,
+        probability: float,
+        snr_db: tuple[float, float],
+    ) -> Tensor:
+        batch, steps, _ = feats.shape
+        device = feats.device
+        self.noise_power = self.noise_power.to(device)
+        self.dct = self.dct.to(device)
+        valid = padding_mask(lengths, steps)[..., None]  # (B, T, 1)
+        speech = 10 ** (((feats * std + mean) @ self.dct.T) / 10)  # (B, T, n_mels)
+        # One noise window per clip; a window may straddle two recordings (a negligible seam).
+        starts = torch.randint(0, max(1, len(self.noise_power) - steps), (batch,), device=device)
+        rows = (starts[:, None] + torch.arange(steps, device=device)).clamp_(
+            max=len(self.noise_power) - 1
+        )
+        noise = self.noise_power[rows]  # (B, T, n_mels)
+        speech_mean = (speech * valid).sum((1, 2)) / (valid.sum((1, 2)) * speech.shape[-1])
+        noise_mean = (noise * valid).sum((1, 2)) / (valid.sum((1, 2)) * noise.shape[-1])
+        low, high = snr_db
+        snr = torch.empty(batch, device=device).uniform_(low, high)
+        scale = speech_mean / (noise_mean * 10 ** (snr / 10))  # (B,)
+        scale = scale * (torch.rand(batch, device=device) < probability)
+        mixed = speech + scale[:, None, None] * noise
+        mixed_db = 10 * torch.log10(mixed.clamp_min(1e-10))  # the floor AmplitudeToDB uses
+        return ((mixed_db @ self.dct - mean) / std) * valid
+
+
+def time_shift(feats: Tensor, lengths: Tensor, max_frames: int) -> Tensor:
+    """Shift each clip by up to ``max_frames`` either way within its length.
+
+    Frames shifted in repeat the clip's edge frame: keyword clips start and end in background,
+    and a zero (the training mean) would be an unnatural frame.
+    """
+    batch, steps, _ = feats.shape
+    device = feats.device
+    shift = torch.randint(-max_frames, max_frames + 1, (batch, 1), device=device)
+    source = torch.arange(steps, device=device)[None, :] - shift  # (B, T)
+    source = torch.minimum(source.clamp_min(0), (lengths[:, None] - 1).clamp_min(0))
+    shifted = feats.gather(1, source[..., None].expand_as(feats))
+    return shifted * padding_mask(lengths, steps)[..., None]

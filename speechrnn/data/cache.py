@@ -41,16 +41,15 @@ from speechrnn.data.audio import load_utterance
 from speechrnn.data.corpus import SILENCE, SPLITS, Utterance
 from speechrnn.data.features import MFCC, FeatureSettings
 from speechrnn.errors import SpeechRNNError
-from speechrnn.jsonio import write_json
+from speechrnn.files import write_json
 from speechrnn.processes import HOST, pid_alive
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: files fingerprinted by their inode status (ctime, inode); audio resampled by soxr
 ARRAYS = ("feats", "offsets", "targets", "speech_lengths")
 EXTRACT_BATCH = 64  # utterances per MFCC call
 DECODE_AHEAD = 8  # batches in flight at once: keeps every core busy, bounds the memory held
-FINGERPRINT_BLOCK = 4096  # bytes hashed at each end of a file (the first block holds the header)
 STAGING = re.compile(r"\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")  # a build's folder before its rename
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 NOT_A_FOLDER = (errno.ENOTDIR, errno.EEXIST)  # mkdir where a file is
@@ -100,25 +99,22 @@ def cache_key(utterances: Sequence[Utterance], settings: FeatureSettings, task: 
 
 
 def file_fingerprint(path: Path) -> list:
-    """``[size, mtime_ns, hash of the first and last FINGERPRINT_BLOCK bytes]``; ``[-1]`` if missing.
+    """``[size, mtime_ns, ctime_ns, inode]``, as git's index compares them; ``[-1]`` if missing.
 
-    Any rewrite of a file changes its modification time, so a changed recording gets new features
-    even when its size is the same; the hashed ends catch a copy that kept an old time stamp
-    (``cp -p``, ``rsync -t``) but changed the header or the first or last samples. Files up to
-    two blocks long (FSDD's 8 kHz digits are mostly) are hashed whole. A full content hash would
-    be certain, but reads every byte on every run: gigabytes for a 100k-file corpus, before each
-    training run even starts; this reads at most 8 KiB a file.
+    A write anywhere in a file sets its status-change time (ctime) to now, and no system call
+    sets it back: ``os.utime``, ``cp -p``, ``rsync -t`` and editors restore the modification
+    time only, so an edit of a few samples, same size and old time stamp, still gets new
+    features. A file replaced by another (``mv``, a fresh copy) has a new inode. One ``stat`` a
+    file keeps the key cheap for a 100k-file corpus, where hashing the contents would read
+    gigabytes before every run. The price: a change of status alone (``chmod``, ``chown``, a
+    rename, the corpus copied elsewhere) rebuilds the cache too; and a file system that does not
+    keep ctime (some FUSE and network mounts report the modification time) hides such an edit.
     """
     try:
-        with open(path, "rb") as file:
-            stat = os.fstat(file.fileno())
-            digest = hashlib.blake2b(file.read(FINGERPRINT_BLOCK), digest_size=16)
-            if stat.st_size > FINGERPRINT_BLOCK:
-                file.seek(max(FINGERPRINT_BLOCK, stat.st_size - FINGERPRINT_BLOCK))
-                digest.update(file.read(FINGERPRINT_BLOCK))
+        stat = os.stat(path)
     except FileNotFoundError:
         return [-1]
-    return [stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
 def frame_targets(utt: Utterance, num_frames: int, hop_s: float, label_ids: dict[str, int]) -> np.ndarray:

@@ -6,54 +6,15 @@ and the samples are those :func:`~speechrnn.data.audio.read_audio` gives for the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional.functional as AFF
 
+from speechrnn.data.audio import resample_stream
 from speechrnn.errors import SpeechRNNError
-
-
-class StreamResampler:
-    """Chunks at ``orig_rate`` -> chunks at ``new_rate``, equal to ``torchaudio.functional.resample``.
-
-    That resampler is a polyphase FIR: each block of ``new / gcd`` output samples reads a fixed
-    window of input, so a block is computed as soon as its window has arrived. The kernel is
-    torchaudio's own (a private helper; the tests compare against the public function).
-    """
-
-    def __init__(self, orig_rate: int, new_rate: int) -> None:
-        gcd = math.gcd(orig_rate, new_rate)
-        self.kernel, self.width = AFF._get_sinc_resample_kernel(orig_rate, new_rate, gcd)  # (new, 1, K)
-        self.orig, self.new = orig_rate // gcd, new_rate // gcd
-        self.buffer = torch.zeros(self.width)  # the zeros resample pads in front
-        self.received = 0
-        self.emitted = 0
-
-    def push(self, chunk: torch.Tensor) -> torch.Tensor:
-        self.received += len(chunk)
-        self.buffer = torch.cat([self.buffer, chunk])
-        return self._blocks()
-
-    def finish(self) -> torch.Tensor:
-        self.buffer = torch.cat([self.buffer, torch.zeros(self.width + self.orig)])
-        remaining = math.ceil(self.new * self.received / self.orig) - self.emitted
-        return self._blocks()[: max(0, remaining)]
-
-    def _blocks(self) -> torch.Tensor:
-        size = self.kernel.shape[-1]
-        count = (len(self.buffer) - size) // self.orig + 1
-        if count <= 0:
-            return torch.zeros(0)
-        used = self.buffer[: (count - 1) * self.orig + size]
-        out = torch.nn.functional.conv1d(used[None, None], self.kernel, stride=self.orig)  # (1, new, count)
-        self.buffer = self.buffer[count * self.orig :]
-        out = out[0].T.reshape(-1)
-        self.emitted += len(out)
-        return out
 
 
 def wav_missing_bytes(path: Path) -> int:
@@ -97,7 +58,7 @@ def read_chunks(path: str | Path, sample_rate: int, chunk_s: float = 0.1,
         resampler = None
         if audio.samplerate != sample_rate:
             notify(f"{path}: resampled from {audio.samplerate} Hz to the model's {sample_rate} Hz")
-            resampler = StreamResampler(audio.samplerate, sample_rate)
+            resampler = resample_stream(audio.samplerate, sample_rate)
         block = max(1, round(chunk_s * audio.samplerate))
         while True:
             try:
@@ -106,7 +67,7 @@ def read_chunks(path: str | Path, sample_rate: int, chunk_s: float = 0.1,
                 raise SpeechRNNError(f"{path} is damaged ({err}); replace it") from err
             if len(samples) == 0:
                 break
-            mono = torch.from_numpy(samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0])
-            yield mono if resampler is None else resampler.push(mono)
+            mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+            yield torch.from_numpy(mono if resampler is None else resampler.resample_chunk(mono, last=False))
         if resampler is not None:
-            yield resampler.finish()
+            yield torch.from_numpy(resampler.resample_chunk(np.zeros(0, np.float32), last=True))

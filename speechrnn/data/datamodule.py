@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import inspect
 import os
+from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
 from typing import ClassVar
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.parsing import collect_init_args
 from torch.utils.data import DataLoader
 
 from speechrnn.batch import Batch
@@ -30,13 +30,13 @@ from speechrnn.data.batching import LengthBucketSampler, PaddedBatches
 from speechrnn.data.cache import FeatureCache, SplitFeatures, cache_key
 from speechrnn.data.corpus import Utterance
 from speechrnn.data.features import FeatureSettings
-from speechrnn.data.pipeline import DataPipeline, describe
 from speechrnn.errors import SpeechRNNError
 from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS
 
 TASKS = ("keyword", "phones")
 FEATURE_DEVICES = ("auto", "cpu", "cuda")
 GPU_CACHE_SHARE = 0.5  # of the free GPU memory the feature arrays may take under ``auto``
+PIPELINE_KEY = "speechrnn_pipeline"  # the entry of ``state_dict`` that describes the data pipeline
 
 
 def default_data_root() -> Path:
@@ -45,6 +45,28 @@ def default_data_root() -> Path:
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("SPEECHRNN_CACHE_DIR", ".cache/speechrnn"))
+
+
+def accepts(cls: type, name: str) -> bool:
+    """Whether ``cls(name=...)`` is a valid call: a named parameter, or ``**kwargs`` to the base."""
+    parameters = inspect.signature(cls.__init__).parameters
+    if name in parameters:
+        return True
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return accepts(cls.__mro__[1], name)
+    return False
+
+
+def adopted_labels(own: list[str], labels: list[str], datamodule: SpeechDataModule) -> list[str]:
+    """``labels``, once every label of the corpus (``own``) is found among them."""
+    unknown = [label for label in own if label not in labels]
+    if unknown:
+        source = getattr(datamodule, "path", datamodule.corpus_dir)
+        raise SpeechRNNError(
+            f"{source} has labels {unknown} that the vocabulary it was given (a model's) does not know; it "
+            f"knows {list(labels)}: rename or remove those, or score a model trained on them"
+        )
+    return list(labels)
 
 
 def check_batching(batch_size: int, length_buckets: list[int]) -> None:
@@ -79,6 +101,8 @@ class SpeechDataModule(L.LightningDataModule):
             GPU, so batches are gathered there; ``cpu``: in RAM, batches pinned for the copy;
             ``auto``: on the GPU when the trainer uses one and the arrays fit in a share of its
             free memory (GPU_CACHE_SHARE), otherwise in RAM.
+        target_labels: the labels to number the targets by (a trained model's, to score it); the
+            corpus's labels must be among them. Default: the corpus's own (``vocabulary()``).
     """
 
     name: ClassVar[str]  # the folder under data_root, and the cache's prefix
@@ -108,18 +132,18 @@ class SpeechDataModule(L.LightningDataModule):
         tempo_factors: list[float] = [],  # noqa: B006
         gain_db: float = 0.0,
         vtlp: float = 0.0,
+        target_labels: list[str] | None = None,
     ) -> None:
+        # Our own record of the constructor arguments, for ``description``: Lightning's hparams are
+        # replaced by LightningCLI's config for every data module it builds, a wrapped one included.
+        # These are this class's; a subclass adds those it does not pass on to it.
+        self.arguments: dict = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         super().__init__()
         if task not in self.tasks:
             raise SpeechRNNError(
                 f"{type(self).__name__} has no task {task!r}; choose one of {list(self.tasks)}"
             )
         self.save_hyperparameters()
-        # Our own record of the constructor arguments, for ``pipeline``: Lightning's hparams are
-        # replaced by LightningCLI's config for every data module it builds, a wrapped one included.
-        self.arguments: dict = {}
-        for level in collect_init_args(inspect.currentframe(), [], classes=(SpeechDataModule,)):
-            self.arguments.update(level)  # the most specific class's values last
         self.task = task
         self.data_root = Path(data_root) if data_root else default_data_root()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -136,7 +160,8 @@ class SpeechDataModule(L.LightningDataModule):
         self.augmentation = Augmentation(AugmentSettings(
             time_masks, time_mask_frames, coeff_masks, coeff_mask_width, tuple(tempo_factors), gain_db,
             vtlp, seed, n_mfcc, n_mels, sample_rate))
-        self.labels = self.vocabulary()
+        self.labels = (self.vocabulary() if target_labels is None
+                       else adopted_labels(self.vocabulary(), target_labels, self))
         self.splits: dict[str, SplitFeatures] = {}
 
     # ----- hooks for corpus modules -----------------------------------------------------------
@@ -167,10 +192,35 @@ class SpeechDataModule(L.LightningDataModule):
         """The dataset's name before the module exists (W&B groups runs by it); see ``name``."""
         return cls.name
 
-    @property
-    def pipeline(self) -> DataPipeline:
-        """This module's description, which every checkpoint carries (see ``speechrnn.data.pipeline``)."""
-        return DataPipeline(describe(self, self.arguments), self.features, self.pad_to_s)
+    def description(self) -> dict:
+        """``{"class_path", "init_args"}`` that builds this module again; a wrapped module is described
+        alike, nested (``speechrnn.data.pipeline.build_data_module`` reads it)."""
+        cls = type(self)
+        init_args = {}
+        for name, value in self.arguments.items():
+            if accepts(cls, name):  # base-class arguments this class fixes itself are left out
+                init_args[name] = value.description() if isinstance(value, SpeechDataModule) else value
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+
+    def state_dict(self) -> dict:
+        """What every checkpoint carries of the data: this module's description, the feature settings
+        its frames were computed with and the padding its corpus gives short clips.
+
+        Lightning saves it under the class's name (``checkpoint["FSDDDataModule"]``); ``evaluate``,
+        ``predict`` and the other tools rebuild the exact pipeline from it
+        (:func:`speechrnn.checkpoint.load_checkpoint`). On a resumed fit there is nothing to restore:
+        the description follows from the arguments, so ``load_state_dict`` stays Lightning's no-op.
+        """
+        return {PIPELINE_KEY: {"data": self.description(), "features": asdict(self.features),
+                               "pad_to_s": self.pad_to_s}}
+
+    def check_corpus_present(self) -> None:
+        """Refuse a missing corpus folder, where scoring a copy that is not there would download one."""
+        if not self.corpus_dir.is_dir():
+            raise SpeechRNNError(
+                f"{self.corpus_dir.parent} holds no {self.corpus_dir.name}/ folder; point data_root (--data-root) "
+                f"at the folder that holds {self.corpus_dir.name}/ (`speechrnn fit` on this dataset downloads it there)"
+            )
 
     @property
     def corpus_dir(self) -> Path:

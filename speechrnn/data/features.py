@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 from speechrnn.errors import SpeechRNNError
 
+DELTA_REACH = 2  # frames each side of ComputeDeltas' default window of 5
+
 
 @dataclass(frozen=True)
 class FeatureSettings:
@@ -58,6 +60,28 @@ class FeatureSettings:
         """Seconds from one frame to the next: the rounded hop, so ``t * frame_s`` is frame t's centre."""
         return self.hop_length / self.sample_rate
 
+    def frames_in(self, seconds: float) -> int:
+        """How many frames ``seconds`` span (at least 0): the one conversion from time to frames."""
+        return max(0, round(seconds / self.frame_s))
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames past frame t that its features read: the delta windows' reach (deltas of deltas)."""
+        return 2 * DELTA_REACH if self.deltas else 0
+
+    @property
+    def lookahead_s(self) -> float:
+        """Audio frame t reads past its centre: half an FFT window, and the deltas' frames after it."""
+        return (self.n_fft // 2) / self.sample_rate + self.lookahead_frames * self.frame_s
+
+    def centre_s(self, frame: int) -> float:
+        """Where frame ``frame`` is centred, seconds from the start."""
+        return frame * self.frame_s
+
+    def ready_s(self, frame: int) -> float:
+        """When frame ``frame`` can be computed: the time of the last audio it reads."""
+        return self.centre_s(frame) + self.lookahead_s
+
     @property
     def n_fft(self) -> int:
         return 1 << (self.win_length - 1).bit_length()
@@ -69,6 +93,15 @@ class FeatureSettings:
     def num_frames(self, num_samples: int) -> int:
         """Frames of a centred STFT: frame t is centred on sample t * hop_length."""
         return 1 + num_samples // self.hop_length
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> Tensor:
+    """``(n_mels, n_mfcc)``: the orthonormal DCT-II that turns log-mel bands into cepstra.
+
+    Orthonormal, so its transpose maps cepstra back to (smoothed) log-mel bands: the noise mixer
+    and vocal tract warp rely on that.
+    """
+    return AF.create_dct(n_mfcc, n_mels, "ortho")
 
 
 class MFCC(nn.Module):
@@ -91,8 +124,8 @@ class MFCC(nn.Module):
         self.mel_scale = T.MelScale(settings.n_mels, settings.sample_rate,
                                     n_stft=settings.n_fft // 2 + 1)
         self.to_db = T.AmplitudeToDB("power", top_db=None)
-        self.register_buffer("dct", AF.create_dct(settings.n_mfcc, settings.n_mels, "ortho"))
-        self.compute_deltas = T.ComputeDeltas() if settings.deltas else None
+        self.register_buffer("dct", dct_matrix(settings.n_mfcc, settings.n_mels))
+        self.compute_deltas = T.ComputeDeltas(win_length=2 * DELTA_REACH + 1) if settings.deltas else None
 
     def forward(self, waves: Tensor, lengths: Tensor) -> list[Tensor]:
         ceps = self.cepstra(reflect_pad(waves, lengths, self.settings.n_fft // 2))  # (B, T, n_mfcc)

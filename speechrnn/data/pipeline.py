@@ -1,9 +1,10 @@
-"""The data pipeline of a run, as plain values a checkpoint carries and a tool rebuilds.
+"""The data pipeline of a run, as plain values a checkpoint carries, and the one way to build a data
+module: from such a description, or from a config file.
 
-Every data module describes itself (``SpeechDataModule.pipeline``): its class and constructor
-arguments, a wrapped module (the delayed task's ``inner``) described the same way inside them,
-the feature settings its frames were computed with, and the padding its corpus gives short clips.
-Training writes that description into each checkpoint (``SpeechClassifier.on_save_checkpoint``); ``evaluate``,
+Every data module describes itself (``SpeechDataModule.description``): its class and constructor
+arguments, a wrapped module (the delayed task's ``inner``) described the same way inside them.
+Its ``state_dict`` adds the feature settings its frames were computed with and the padding its
+corpus gives short clips; Lightning writes that into every checkpoint, and ``evaluate``,
 ``predict``, ``gradients`` and the benchmarks rebuild the exact pipeline from it alone, with no
 default filled in. Normalisation is the model's: its statistics and mode are in the model's own
 state and hyper-parameters, in the same checkpoint.
@@ -14,18 +15,18 @@ Only classes of this package are imported by name, so reading a description neve
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import yaml
+
+from speechrnn.data.datamodule import SpeechDataModule, accepts
 from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
 
-if TYPE_CHECKING:
-    from speechrnn.data.datamodule import SpeechDataModule
-
-LOCATION_ARGS = ("data_root", "cache_dir")  # where data lies: the corpus module's, not a wrapper's
+CORPUS_ARGS = ("data_root", "cache_dir")  # where data lies: the corpus module's, not a wrapper's
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,9 @@ class DataPipeline:
     features: FeatureSettings
     pad_to_s: float | None  # recordings shorter than this are zero-padded to it (Speech Commands: 1 s)
 
-    def to_dict(self) -> dict:
-        return {"data": self.data, "features": asdict(self.features), "pad_to_s": self.pad_to_s}
-
     @classmethod
     def from_dict(cls, raw: Any, source: str) -> DataPipeline:
-        """Read back :meth:`to_dict`; ``source`` names where it came from in the error."""
+        """Read back what ``SpeechDataModule.state_dict`` wrote; ``source`` names where it came from in the error."""
         try:
             return cls(data=_checked_description(raw["data"]), features=FeatureSettings(**raw["features"]),
                        pad_to_s=raw["pad_to_s"])
@@ -49,53 +47,58 @@ class DataPipeline:
             raise SpeechRNNError(f"{source} has a malformed data-pipeline description ({err!r}); "
                                  "retrain it with this speechrnn") from err
 
-    @property
-    def class_path(self) -> str:
-        return self.data["class_path"]
 
-    def build(self, **overrides) -> SpeechDataModule:
-        """The data module again; ``overrides`` (e.g. ``data_root``, ``batch_size``) replace arguments.
+def build_data_module(source: dict | str | Path | list[str | Path], **overrides) -> SpeechDataModule:
+    """The data module ``source`` describes: a ``{"class_path", "init_args"}`` dict (a checkpoint's
+    description, a config's ``data`` section), a YAML config file, or a list of them stacked as
+    ``--config`` stacks them.
 
-        ``data_root`` and ``cache_dir`` go to the module that reads the corpus (the innermost);
-        any other override goes to the outermost module that takes it.
-        """
-        return build_data_module(self.data, {k: v for k, v in overrides.items() if v is not None})
+    ``overrides`` (e.g. ``data_root``, ``batch_size``) replace arguments; None leaves one as it is.
+    ``data_root`` and ``cache_dir`` go to the modules that read a corpus (the innermost); any other
+    override goes to the outermost module that takes it.
+    """
+    if isinstance(source, (str, Path)):
+        source = [source]
+    description = source if isinstance(source, dict) else data_config(*map(Path, source))
+    return _build(description, {k: v for k, v in overrides.items() if v is not None})
 
 
-def build_data_module(description: dict, overrides: dict) -> SpeechDataModule:
+def data_config(*paths: Path) -> dict:
+    """The ``data`` section of YAML configs stacked in order, in full ``{"class_path", "init_args"}`` form.
+
+    As with ``--config``, a later file's ``init_args`` keys win; a later ``class_path`` naming
+    another class starts its arguments afresh.
+    """
+    merged: dict = {}
+    for path in paths:
+        if not path.is_file():
+            raise SpeechRNNError(f"data config {path} not found; see configs/data/")
+        data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+        if data.get("class_path", merged.get("class_path")) != merged.get("class_path"):
+            merged = {"class_path": data["class_path"]}
+        merged.setdefault("init_args", {}).update(data.get("init_args") or {})
+    if "class_path" not in merged:
+        raise SpeechRNNError(f"{', '.join(map(str, paths))}: no data.class_path; a data config names its data "
+                             "module (configs/data/)")
+    return _full_form(merged)
+
+
+def _full_form(value: Any) -> Any:
+    """A config's short forms (a ``class_path`` without ``init_args``) written out, nested ones too."""
+    if isinstance(value, dict) and "class_path" in value and set(value) <= {"class_path", "init_args"}:
+        init_args = value.get("init_args") or {}
+        return {"class_path": value["class_path"], "init_args": {k: _full_form(v) for k, v in init_args.items()}}
+    return value
+
+
+def _build(description: dict, overrides: dict) -> SpeechDataModule:
     cls = data_module_class(description["class_path"], "the data-pipeline description")
     init_args = dict(description["init_args"])
     nested = [name for name, value in init_args.items() if _is_description(value)]
     for name in nested:
-        location = {k: v for k, v in overrides.items() if k in LOCATION_ARGS}
-        init_args[name] = build_data_module(init_args[name], location)
-    own = {k: v for k, v in overrides.items() if not (nested and k in LOCATION_ARGS) and accepts(cls, k)}
+        init_args[name] = _build(init_args[name], {k: v for k, v in overrides.items() if k in CORPUS_ARGS})
+    own = {k: v for k, v in overrides.items() if not (nested and k in CORPUS_ARGS) and accepts(cls, k)}
     return cls(**(init_args | own))
-
-
-def describe(datamodule: SpeechDataModule, arguments: dict) -> dict:
-    """``{"class_path", "init_args"}`` of ``datamodule``; wrapped data modules are described too."""
-    from speechrnn.data.datamodule import SpeechDataModule
-
-    cls = type(datamodule)
-    init_args = {}
-    for name, value in arguments.items():
-        if name.startswith("_") or not accepts(cls, name):
-            continue  # Lightning's own keys, and base-class arguments this class fixes itself
-        init_args[name] = value.pipeline.data if isinstance(value, SpeechDataModule) else value
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
-
-
-def accepts(cls: type, name: str) -> bool:
-    """Whether ``cls(name=...)`` is a valid call: a named parameter, or ``**kwargs`` to the base."""
-    from speechrnn.data.datamodule import SpeechDataModule
-
-    parameters = inspect.signature(cls.__init__).parameters
-    if name in parameters:
-        return True
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()) and cls is not SpeechDataModule:
-        return accepts(cls.__mro__[1], name)
-    return False
 
 
 def data_module_class(class_path: str, source: str) -> type[SpeechDataModule]:
@@ -104,8 +107,6 @@ def data_module_class(class_path: str, source: str) -> type[SpeechDataModule]:
     Only modules of this package are imported; any other class must already be imported (as
     Lightning does for the classes a checkpoint names), so reading a file never runs new code.
     """
-    from speechrnn.data.datamodule import SpeechDataModule
-
     module_name, _, name = class_path.rpartition(".")
     if module_name.split(".")[0] == "speechrnn":
         try:

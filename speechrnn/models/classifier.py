@@ -16,10 +16,9 @@ from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS, LengthBucketAccuracy, buck
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import FrameHead, UtteranceHead
 from speechrnn.models.memory_gates import GateInit
-from speechrnn.models.normalisation import normalise_utterances
+from speechrnn.models.normalisation import STREAMABLE, FeatureNormaliser, Normalisation
+from speechrnn.models.streaming_step import StreamingStep
 from speechrnn.models.transformer import TransformerEncoder
-
-PIPELINE_KEY = "speechrnn_pipeline"  # the checkpoint entry for the data module's ``pipeline``
 
 
 def build_encoder(input_size: int, cell: str, hidden_size: int, num_layers: int, bidirectional: bool,
@@ -50,9 +49,11 @@ class SpeechClassifier(L.LightningModule):
             :class:`~speechrnn.models.transformer.TransformerEncoder` from ``hidden_size``,
             ``num_layers`` and ``dropout`` (it reads both directions by design).
         pooling: how the utterance head reads the states (``last`` | ``mean`` | ``attention``).
-        normalisation: ``global`` scales each feature by the training set's statistics;
-            ``utterance_mean`` also subtracts each utterance's own mean (cepstral mean
-            normalisation), ``utterance`` its mean and variance; both remove a fixed channel or gain.
+        normalisation, norm_prior_frames, norm_window_frames: ``global`` scales each feature by
+            the training set's statistics; ``causal`` then by running statistics of the frames
+            read so far (it streams); ``utterance_mean`` subtracts each utterance's own mean,
+            ``utterance`` its mean and variance (they do not stream); see
+            :mod:`speechrnn.models.normalisation`.
         lr, weight_decay: AdamW settings; ``lr_schedule`` ``cosine`` anneals over max_epochs.
     """
 
@@ -74,7 +75,9 @@ class SpeechClassifier(L.LightningModule):
         gate_bias: float = 1.0,
         chrono_frames: int | None = None,
         pooling: Literal["last", "mean", "attention"] = "mean",
-        normalisation: Literal["global", "utterance_mean", "utterance"] = "global",
+        normalisation: Normalisation = "global",
+        norm_prior_frames: int = 10,
+        norm_window_frames: int = 300,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Literal["cosine", "constant"] = "cosine",
@@ -85,8 +88,8 @@ class SpeechClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.labels = list(labels)
         num_classes = len(self.labels)
-        self.register_buffer("feat_mean", torch.zeros(input_size))
-        self.register_buffer("feat_std", torch.ones(input_size))
+        # the training set's statistics are copied in before fit (``speechrnn.training.callbacks.FeatureStatistics``)
+        self.normaliser = FeatureNormaliser(input_size, normalisation, norm_prior_frames, norm_window_frames)
         self.encoder = build_encoder(input_size, cell, hidden_size, num_layers, bidirectional,
                                      dropout, nonlinearity, init, gate_init, gate_bias, chrono_frames)
         if task == "phones":
@@ -115,25 +118,36 @@ class SpeechClassifier(L.LightningModule):
         }) if label_folding else None
         self.results: dict[str, dict] = {}  # per split: the bucket table and confusion of the last epoch
 
-    def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if stage == "fit" and datamodule is not None:  # a resumed run restores these afterwards
-            mean, std = datamodule.feature_stats()
-            self.feat_mean.copy_(mean)
-            self.feat_std.copy_(std)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Put the data module's pipeline description beside the weights, so tools can rebuild it."""
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if datamodule is not None:
-            checkpoint[PIPELINE_KEY] = datamodule.pipeline.to_dict()
-
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
-        x = (feats - self.feat_mean) / self.feat_std
-        if self.hparams.normalisation != "global":
-            x = normalise_utterances(x, lengths, variance=self.hparams.normalisation == "utterance")
-        return self.head(self.encoder(x, lengths), lengths)
+        return self.head(self.encoder(self.normaliser(feats, lengths), lengths), lengths)
+
+    def streaming_step(self, source: str = "the model") -> StreamingStep:
+        """This model frame by frame (:class:`StreamingStep`), sharing its weights.
+
+        Raises SpeechRNNError naming ``source`` when the answer at frame t reads later frames.
+        """
+        hp = self.hparams
+        retrain = "retrain a unidirectional rnn, gru, lstm, mingru or minlstm with `--model.pooling last` to stream"
+        reasons = [
+            (hp.cell == "transformer", (
+                "is a Transformer, which attends over the whole clip and has no state to carry between "
+                f"chunks; {retrain}")),
+            (hp.bidirectional, (
+                "is bidirectional: its backward direction reads the clip from the end, which a stream does "
+                f"not have; {retrain}")),
+            (hp.task == "keyword" and hp.pooling != "last", (
+                f"pools its states with {hp.pooling!r}, over the whole clip, so no single frame holds its "
+                f"answer; {retrain}")),
+            (hp.normalisation not in STREAMABLE, (
+                f"normalises each utterance by its own statistics (normalisation: {hp.normalisation}), which "
+                "need the whole utterance before its first frame; retrain with `--model.normalisation "
+                "causal` (running statistics, computed in training as in the stream) or `global`")),
+        ]
+        for refused, reason in reasons:
+            if refused:
+                raise SpeechRNNError(f"{source} {reason}")
+        return StreamingStep(self.normaliser, self.encoder, self.head, self.labels)
 
     def _loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
         logits = self(batch.feats, batch.lengths)

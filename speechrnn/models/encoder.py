@@ -136,8 +136,13 @@ class RecurrentEncoder(nn.Module):
         for i, (layer,) in enumerate(self.layers):
             if i > 0:
                 x = self.dropout(x)
-            carried = tuple(s[None] for s in state[i * per_layer : (i + 1) * per_layer])  # (1, B, H) each
-            x, last = layer(x, carried if per_layer == 2 else carried[0])  # (B, T, H)
+            carried = state[i * per_layer : (i + 1) * per_layer]  # (B, H) each
+            if isinstance(layer, (MinGRU, MinLSTM)):  # the closed form: no loop in an exported graph
+                x, last = layer.step(x, carried[0])
+                new_state.append(last)
+                continue
+            batched = tuple(s[None] for s in carried)  # (1, B, H) each, as torch's layers take them
+            x, last = layer(x, batched if per_layer == 2 else batched[0])  # (B, T, H)
             new_state.extend(s[0] for s in (last if per_layer == 2 else (last,)))
         return x, tuple(new_state)
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from speechrnn.batch import padding_mask
+
 POOLINGS = ("last", "mean", "attention")
-
-
-def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """``(B, T)`` True on real frames."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class UtteranceHead(nn.Module):
@@ -40,6 +37,13 @@ class UtteranceHead(nn.Module):
             pooled = (scores.softmax(1)[..., None] * states).sum(1)
         return self.out(pooled)
 
+    def per_frame(self, states: Tensor) -> Tensor:
+        """``(B, T, H)`` -> ``(B, T, C)``: with ``last`` pooling, frame t's logits are the answer for
+        the utterance ending at t. Other poolings read every frame, so they have no such answer."""
+        if self.pooling != "last":
+            raise ValueError(f"pooling {self.pooling!r} has no answer per frame; only 'last' does")
+        return self.out(states)
+
 
 class FrameHead(nn.Module):
     """Hidden states ``(B, T, H)`` -> logits ``(B, T, C)``; padding frames are ignored by the loss."""
@@ -49,4 +53,7 @@ class FrameHead(nn.Module):
         self.out = nn.Linear(hidden_size, num_classes)
 
     def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
+        return self.out(states)
+
+    def per_frame(self, states: Tensor) -> Tensor:
         return self.out(states)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speechrnn.models import scan_kernel
+from speechrnn.models.recurrence import recurrence_chunk
 
 
 def _chunk_size(frames: int) -> int:
@@ -132,15 +133,20 @@ def g(x: Tensor) -> Tensor:
     Continuous, slope 1 above 0 like a linear unit, and always > 0. The paper needs the
     positivity for its log-space scan; :func:`linear_scan` does not, but keeping the paper's
     activation keeps the model the paper's (and its trained weights valid for either scan).
+    Without gradients (inference, a traced export) it is plain tensor ops: an exported graph
+    cannot hold a Python autograd function.
     """
+    if torch.jit.is_tracing() or not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.relu(x) + torch.sigmoid(x.clamp(max=0))
     return _PositiveCandidate.apply(x)
 
 
 class _MinimalRecurrence(nn.Module):
     """A layer whose gates read only the input: ``decay, drive = gates(x)``, then a linear scan.
 
-    ``forward`` runs the parallel scan (training); ``step`` advances one frame (streaming), and
-    ``forward_steps`` loops ``step`` over the frames (the reference the scan must match).
+    ``forward`` runs the parallel scan (training); ``step`` solves one chunk in closed form
+    (streaming and export: no loop, so a traced graph takes any chunk length), and
+    ``forward_steps`` runs the recurrence frame by frame (the reference both must match).
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_first: bool = True) -> None:
@@ -166,17 +172,20 @@ class _MinimalRecurrence(nn.Module):
         decay, drive = self.gates(x)
         return linear_scan(decay, drive, h0)
 
-    def step(self, x_t: Tensor, h: Tensor) -> Tensor:
-        """One frame: ``x_t`` ``(B, F)``, state ``h`` ``(B, H)`` -> next state ``(B, H)``."""
-        decay, drive = self.gates(x_t)
-        return decay * h + drive
+    def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """A chunk ``x`` ``(B, T, F)`` after state ``h`` ``(B, H)`` -> (``out`` ``(B, T, H)``, next state ``(B, H)``)."""
+        decay, drive = self.gates(x)
+        # a decay that underflowed to 0 keeps nothing either way; its log must stay finite
+        out = recurrence_chunk(decay.clamp_min(torch.finfo(decay.dtype).tiny).log(), drive, h)
+        return out, out[:, -1]
 
     def forward_steps(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """:meth:`forward`'s result, computed frame by frame with :meth:`step`."""
+        """:meth:`forward`'s result, computed frame by frame."""
         h = self._initial(x, h0)
         states = []
         for t in range(x.shape[1]):
-            h = self.step(x[:, t], h)
+            decay, drive = self.gates(x[:, t])
+            h = decay * h + drive
             states.append(h)
         return torch.stack(states, dim=1), h[None]
 

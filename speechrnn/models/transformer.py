@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from speechrnn.models.heads import padding_mask
+from speechrnn.batch import padding_mask
 
 NUM_HEADS = 4
 MAX_FRAMES = 10000  # longest sequence the positional table covers (100 s at a 10 ms hop)

@@ -1,19 +1,23 @@
-"""Training-batch augmentation: tempo, VTLP, gain, SpecAugment masks; seeded, and only ever on training batches."""
+"""Training-batch augmentation: tempo, VTLP, gain, SpecAugment masks, noise, shifts; seeded, and only ever on training batches."""
 
 import math
 
 import lightning as L
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from speechrnn.batch import IGNORE_INDEX, Batch
 from speechrnn.data.augment import (
     Augmentation,
     AugmentSettings,
+    NoiseMixer,
     add_gain,
     change_tempo,
     coeff_mask,
     time_mask,
+    time_shift,
     vtlp_band_warp,
     warp_vocal_tract,
 )
@@ -165,3 +169,60 @@ def test_each_augmentation_changes_training_batches_only(tmp_path, option):
         raw = PaddedBatches(dm.splits[split_of[stage]], framewise=False)
         changed = [not torch.equal(batch.feats, raw[batch.indices.tolist()].feats) for batch in batches]
         assert any(changed) if stage == "train" else not any(changed), stage
+
+
+def test_time_shift_moves_frames_within_each_length_and_keeps_padding_zero():
+    torch.manual_seed(0)
+    feats = torch.arange(1.0, 11.0)[None, :, None].repeat(2, 1, 3)  # (2, 10, 3)
+    lengths = torch.tensor([10, 6])
+    feats[1, 6:] = 0
+    shifted = time_shift(feats, lengths, max_frames=3)
+    assert torch.all(shifted[1, 6:] == 0)
+    for b, n in enumerate(lengths.tolist()):
+        values = shifted[b, :n, 0]
+        steps = values.diff()
+        assert torch.all((steps == 0) | (steps == 1))  # a shifted ramp with repeated edges
+        assert values.min() >= 1 and values.max() <= n
+
+
+RATE = 16000
+
+
+def _noise_setup(tmp_path):
+    settings = FeatureSettings(sample_rate=RATE, n_mfcc=40, n_mels=40)
+    mfcc = MFCC(settings)
+    rng = np.random.default_rng(1)
+    noise_path = tmp_path / "noise.wav"
+    sf.write(noise_path, (0.1 * rng.standard_normal(3 * RATE)).astype(np.float32), RATE)
+    t = torch.arange(RATE) / RATE
+    speech = (0.3 * torch.sin(2 * torch.pi * 440 * t)).float()
+    (ceps,) = mfcc(speech[None], torch.tensor([RATE]))
+    mean, std = ceps.mean(0), ceps.std(0)
+    return mfcc, NoiseMixer.from_files([noise_path], mfcc), ceps, mean, std
+
+
+def test_noise_mixing_is_the_identity_when_no_clip_is_chosen(tmp_path):
+    _, mixer, ceps, mean, std = _noise_setup(tmp_path)
+    feats = ((ceps - mean) / std)[None]
+    out = mixer(feats, torch.tensor([len(ceps)]), mean, std, probability=0.0, snr_db=(0.0, 0.0))
+    torch.testing.assert_close(out, feats, atol=1e-3, rtol=1e-3)
+
+
+def test_noise_mixing_matches_mfccs_of_the_mixed_waveform(tmp_path):
+    torch.manual_seed(0)
+    mfcc, mixer, ceps, mean, std = _noise_setup(tmp_path)
+    feats = ((ceps - mean) / std)[None]
+    out = mixer(feats, torch.tensor([len(ceps)]), mean, std, probability=1.0, snr_db=(0.0, 0.0))
+    mixed_db = (out[0] * std + mean) @ mfcc.dct.T
+    speech_db = ceps @ mfcc.dct.T
+    # The noise is stationary, so the mixture's spectrum is what white noise at 0 dB SNR adds.
+    t = torch.arange(RATE) / RATE
+    speech = 0.3 * torch.sin(2 * torch.pi * 440 * t)
+    noise = torch.randn(RATE, generator=torch.Generator().manual_seed(2))
+    noise *= speech.pow(2).mean().sqrt() / noise.pow(2).mean().sqrt()
+    (reference,) = mfcc((speech + noise)[None], torch.tensor([RATE]))
+    reference_db = reference @ mfcc.dct.T
+    # Mean mel-band level, away from the reflect-padded edge frames.
+    inner = slice(5, -5)
+    assert (mixed_db[inner] - reference_db[inner]).mean(0).abs().mean() < 1.5
+    assert (mixed_db[inner] - speech_db[inner]).mean(0).abs().mean() > 10

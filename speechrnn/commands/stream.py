@@ -1,0 +1,137 @@
+"""``speechrnn stream CKPT FILE``: keywords spotted in a long recording (or the microphone), as JSON lines.
+
+The file is read, featurised and classified chunk by chunk with the model's state carried along
+(:mod:`speechrnn.streaming.runner`), so an hour costs the memory of a chunk; each detection is printed
+as it ends: ``{"label", "start_s", "end_s", "score", "fired_s"}``. The detector's operating point
+is the one ``make streaming`` tuned and stored in the checkpoint, else the defaults (it says
+which); ``--threshold``, ``--smooth-s`` and ``--refractory-s`` override it. ``--posteriors``
+writes what the detector saw, one JSON line per frame. ``--mic`` listens live (needs the
+optional ``sounddevice`` package: ``pip install 'speechrnn[live]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from speechrnn.checkpoint import Checkpoint, load_checkpoint
+from speechrnn.data.chunks import read_chunks
+from speechrnn.errors import SpeechRNNError
+from speechrnn.files import atomic_write, check_writable
+from speechrnn.streaming.detect import BACKGROUND, Detector, OperatingPoint
+from speechrnn.streaming.runner import PosteriorWriter, Streamer, spot
+
+
+def microphone_chunks(sample_rate: int, chunk_s: float, seconds: float | None) -> Iterator[torch.Tensor]:
+    """Live mono chunks from the default input device, until ``seconds`` pass or Ctrl+C."""
+    try:
+        import sounddevice
+    except ImportError as err:
+        raise SpeechRNNError("--mic needs the optional package sounddevice: pip install 'speechrnn[live]' "
+                             "(or pass an audio file instead)") from err
+    block = round(chunk_s * sample_rate)
+    total = None if seconds is None else round(seconds * sample_rate)
+    read = 0
+    with sounddevice.InputStream(samplerate=sample_rate, channels=1, dtype="float32", blocksize=block) as mic:
+        try:
+            while total is None or read < total:
+                samples, _ = mic.read(block)  # (block, 1); blocks until the audio arrived
+                read += len(samples)
+                yield torch.from_numpy(samples[:, 0].copy())
+        except KeyboardInterrupt:
+            return
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="speechrnn stream", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a .ckpt written by `speechrnn fit` with pooling: last")
+    parser.add_argument("file", nargs="?", type=Path, help="an audio file (any rate and channel count)")
+    parser.add_argument("--mic", action="store_true", help="listen to the default microphone instead")
+    parser.add_argument("--seconds", type=float, help="with --mic: stop after this long (default: Ctrl+C)")
+    defaults = OperatingPoint()
+    parser.add_argument("--threshold", type=float,
+                        help=f"smoothed posterior that fires (default: the checkpoint's tuned one, else {defaults.threshold})")
+    parser.add_argument("--smooth-s", type=float,
+                        help=f"moving-average window, seconds (default: tuned, else {defaults.smooth_s})")
+    parser.add_argument("--refractory-s", type=float,
+                        help=f"dead time after a detection (default: tuned, else {defaults.refractory_s})")
+    parser.add_argument("--chunk-s", type=float, default=0.1, help="audio per chunk, seconds")
+    parser.add_argument("--background", nargs="*", default=[BACKGROUND],
+                        help="classes that are never reported (the model's non-keyword class)")
+    parser.add_argument("--plot", type=Path, help="draw waveform, posteriors and detections to this PNG")
+    parser.add_argument("--posteriors", type=Path, help="write each frame's posteriors to this JSON-lines file")
+    args = parser.parse_args(argv)
+    if (args.file is None) == (not args.mic):
+        parser.error("give an audio file or --mic, not both")
+    return args
+
+
+def operating_point(ckpt: Checkpoint, args: argparse.Namespace, note: Callable[[str], None]) -> OperatingPoint:
+    """The checkpoint's tuned point (or the defaults, said so), with any flag given replacing its value."""
+    point = ckpt.operating_point
+    if point is None:
+        point = OperatingPoint()
+        note(f"{ckpt.path} holds no tuned operating point (make streaming tunes one); using the defaults "
+             f"threshold {point.threshold}, smoothing {point.smooth_s} s, refractory {point.refractory_s} s")
+    return replace(point, **given_point_flags(args))
+
+
+def given_point_flags(args: argparse.Namespace) -> dict:
+    flags = {"threshold": args.threshold, "smooth_s": args.smooth_s, "refractory_s": args.refractory_s}
+    return {name: value for name, value in flags.items() if value is not None}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a bad flag or output path in one line before anything is loaded or read."""
+    for flag in ("chunk_s", "seconds"):
+        value = getattr(args, flag)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise SpeechRNNError(f"--{flag.replace('_', '-')} must be a finite number of seconds above 0, got {value}")
+    replace(OperatingPoint(), **given_point_flags(args))  # raises naming the flag
+    for flag in ("plot", "posteriors"):
+        if getattr(args, flag) is not None:
+            check_writable(getattr(args, flag), f"--{flag}")
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    check_arguments(args)
+    note = lambda text: print(f"speechrnn: {text}", file=sys.stderr)
+    ckpt = load_checkpoint(args.checkpoint)
+    streamer = Streamer.from_checkpoint(ckpt)
+    settings = ckpt.features
+    if round(args.chunk_s * settings.sample_rate) < 1:
+        raise SpeechRNNError(f"--chunk-s {args.chunk_s} is less than one sample at {settings.sample_rate} Hz; raise it")
+    point = operating_point(ckpt, args, note)
+    if not set(args.background) & set(streamer.labels):
+        note(f"the model's labels {streamer.labels} hold no background class {args.background}: it has no "
+             "answer for silence or other words, so it will fire on them (train with background audio, "
+             "or name its non-keyword class with --background)")
+    detector = Detector(streamer.labels, settings, point, tuple(args.background))
+    if args.mic:
+        chunks = microphone_chunks(settings.sample_rate, args.chunk_s, args.seconds)
+    else:
+        chunks = read_chunks(args.file, settings.sample_rate, args.chunk_s, notify=note)
+    source = str(args.file) if args.file else "the microphone"
+    on_detection = lambda det: print(json.dumps(det.to_json()), flush=True)
+    if args.posteriors is None:
+        result = spot(streamer, detector, chunks, keep=args.plot is not None, on_detection=on_detection,
+                      source=source)
+    else:
+        with atomic_write(args.posteriors) as tmp, tmp.open("w") as file:
+            result = spot(streamer, detector, chunks, keep=args.plot is not None, on_detection=on_detection,
+                          on_posteriors=PosteriorWriter(file, streamer.labels, streamer), source=source)
+        note(f"posteriors written to {args.posteriors}")
+    if args.plot:
+        from speechrnn.plots import plot_stream
+
+        plot_stream(result.envelope, result.posteriors, streamer.labels, settings.frame_s, result.detections,
+                    args.plot, threshold=point.threshold, title=f"{args.file or 'microphone'}")
+        note(f"figure written to {args.plot}")

@@ -1,0 +1,127 @@
+"""Free Spoken Digit Dataset (FSDD) v1.0.10: the digits 0-9 spoken in English, 8 kHz.
+
+After preparation the recordings lie in ``data_root/fsdd/recordings/{digit}_{speaker}_{index}.wav``
+(index 0-49 for each digit and speaker; v1.0.10 has six speakers and 3,000 recordings). An
+existing ``recordings/`` folder is used as it is, read-only, and never downloaded over.
+
+Splits, both deterministic:
+
+- ``conventional`` (the dataset's README): index 0-4 is test; of the rest, index 5-9 is
+  validation and 10-49 train. Every speaker is in every split.
+- ``speakers``: every recording of ``test_speakers`` is test; the other speakers' index 5-9 is
+  validation and the rest train, so test measures unseen voices.
+
+The archive is GitHub's zip of the tag (16,419,872 bytes). The dataset publishes no checksum;
+the SHA-256 below is the one on public record for that zip (none is on record for the tar.gz).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+from speechrnn.data.corpus import Utterance
+from speechrnn.data.datamodule import SpeechDataModule
+from speechrnn.data.download import download_and_extract
+from speechrnn.errors import SpeechRNNError
+
+URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"
+SHA256 = "c680098f5d2355ba7cc4bd8b0ca9e0a24c00ebe3b4c552208889a4d28d4fbc2b"
+ARCHIVE_TOP = "free-spoken-digit-dataset-1.0.10"
+DIGITS = [str(d) for d in range(10)]
+RECORDING = re.compile(r"(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)")
+TEST_INDICES = range(5)
+VALIDATION_INDICES = range(5, 10)
+SPLITS = ("conventional", "speakers")
+
+
+class FSDDDataModule(SpeechDataModule):
+    """Spoken digit classification: one of the labels ``"0"`` .. ``"9"`` per recording.
+
+    Args:
+        split: ``conventional`` (by recording index) or ``speakers`` (held-out speakers).
+        test_speakers: the held-out speakers of the ``speakers`` split.
+        sample_rate: the recordings are 8 kHz; resampling them higher adds nothing.
+        length_buckets: clips run 0.14-2.3 s (14-230 frames); edges where most of them lie.
+    """
+
+    name: ClassVar[str] = "fsdd"
+
+    def __init__(
+        self,
+        split: str = "conventional",
+        test_speakers: list[str] = [],  # noqa: B006 (jsonargparse reads the default)
+        sample_rate: int = 8000,
+        length_buckets: list[int] = [30, 40, 50, 60, 80],  # noqa: B006
+        **kwargs,
+    ) -> None:
+        if split not in SPLITS:
+            raise SpeechRNNError(f"FSDD split {split!r} is unknown; choose one of {list(SPLITS)}")
+        if (split == "speakers") != bool(test_speakers):
+            raise SpeechRNNError(
+                "FSDD test_speakers goes with split: speakers, and that split needs at least one; "
+                f"got split={split!r}, test_speakers={list(test_speakers)}"
+            )
+        self.split = split
+        self.test_speakers = sorted(set(test_speakers))
+        super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
+        self.arguments.update(split=split, test_speakers=test_speakers)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.corpus_dir / "recordings"
+
+    def vocabulary(self) -> list[str]:
+        return list(DIGITS)
+
+    def download(self) -> None:
+        if self.recordings_dir.is_dir():
+            return
+        # The archive holds the whole repository under one top folder; keep only recordings/.
+        unpacked = download_and_extract(URL, SHA256, self.corpus_dir / ".v1.0.10.unpacked")
+        os.replace(unpacked / ARCHIVE_TOP / "recordings", self.recordings_dir)
+        shutil.rmtree(unpacked)
+
+    def utterances(self) -> list[Utterance]:
+        if not self.recordings_dir.is_dir():
+            raise SpeechRNNError(
+                f"{self.recordings_dir} not found; run `fit` to download FSDD, or put the "
+                f"recordings/ folder of {URL} there"
+            )
+        found = []
+        for path in sorted(self.recordings_dir.glob("*.wav")):
+            match = RECORDING.fullmatch(path.stem)
+            if match is None:
+                raise SpeechRNNError(
+                    f"{path} is not named {{digit}}_{{speaker}}_{{index}}.wav; rename or remove it"
+                )
+            speaker, index = match["speaker"], int(match["index"])
+            found.append(
+                Utterance(
+                    key=path.stem,
+                    path=path,
+                    split=self._split_of(speaker, index),
+                    label=match["digit"],
+                    speaker=speaker,
+                )
+            )
+        self._check_speakers({u.speaker for u in found})
+        return sorted(found, key=lambda utterance: utterance.key)
+
+    def _split_of(self, speaker: str, index: int) -> str:
+        if self.split == "speakers" and speaker in self.test_speakers:
+            return "test"
+        if self.split == "conventional" and index in TEST_INDICES:
+            return "test"
+        return "validation" if index in VALIDATION_INDICES else "train"
+
+    def _check_speakers(self, speakers: set[str]) -> None:
+        absent = sorted(set(self.test_speakers) - speakers)
+        if absent or (self.test_speakers and speakers <= set(self.test_speakers)):
+            raise SpeechRNNError(
+                f"FSDD test_speakers {self.test_speakers} must name some, not all, of the speakers "
+                f"in {self.recordings_dir}: {sorted(speakers)}"
+            )

@@ -1,0 +1,328 @@
+"""Keyword spotting in continuous audio: keywords among fillers, noise and silence, with known times.
+
+Per split, one long recording ("tape") is composed from that split's utterances only: every
+keyword utterance (FSDD digits) once, each preceded by a gap of one to three items drawn from
+silence, noise bursts (white or brown) and filler words (words of another corpus that are not
+keywords: the eSpeak corpus's Speech Commands words), every item over a faint noise floor::
+
+    [silence][filler "left"][noise]["3"][silence]["7"][filler "go"][silence]["0"] ...
+
+Training and validation examples are windows cut from the tape's frames, labelled by where
+they end, so a model reads the state at every frame as it will in a stream:
+
+- a keyword's label when the window ends between 50 ms before and 250 ms after the keyword;
+- ``background`` when it ends inside a keyword (before its last 250 ms; the word is not over),
+  away from every keyword (more than 600 ms after its end), or just after a filler word (as a
+  keyword's positives do: the hard negatives); other ends are not used.
+
+For scoring a spotter, the validation and test tapes are also written as WAV files beside a
+timeline JSON (``{"sample_rate", "duration_s", "events": [{"kind", "label", "start_s",
+"end_s", "source"}]}``), and so is a keyword-free stream per split (fillers, noise and silence
+only, ``keyword_free_s`` long; its fillers repeat, as the held-out ones are few).
+
+Layout of ``<cache_dir>/<name>-<key>/``: ``<split>.tape.npy`` (frames ``(T, F)``),
+``<split>.json`` (the tape's timeline), ``<split>.wav`` (validation and test), and
+``<split>-keyword-free.wav`` / ``.json``. The key hashes both corpora's listings, the feature
+settings and the composition settings; the folder is written under a temporary name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from speechrnn.corpora.speech_commands import CORE_WORDS
+from speechrnn.data.audio import read_audio
+from speechrnn.data.cache import SplitFeatures, cache_key
+from speechrnn.data.corpus import SPLITS, Utterance
+from speechrnn.data.datamodule import SpeechDataModule
+from speechrnn.data.features import FeatureSettings
+from speechrnn.errors import SpeechRNNError
+from speechrnn.streaming.detect import BACKGROUND
+from speechrnn.streaming.frontend import FrameStream
+
+STREAM_FORMAT = 3  # keyword-free validation stream as long as the test one
+SCORED_SPLITS = ("validation", "test")  # the splits written as audio for scoring a spotter
+POSITIVE_S = (-0.05, 0.25)  # window ends, relative to a keyword's end, labelled with the keyword
+INSIDE_MARGIN_S = 0.25  # windows ending inside a keyword stop this long before its end
+CLEAR_S = 0.6  # background windows end at least this long after a keyword's end
+GAP_ITEMS = (1, 3)  # items between two keywords
+GAP_SHARES = (0.35, 0.2, 0.45)  # of silences, noise bursts and filler words among them
+SILENCE_S = (0.2, 1.0)
+NOISE_S = (0.3, 1.0)
+NOISE_DBFS = (-45.0, -20.0)  # RMS of noise bursts
+FLOOR_DBFS = (-65.0, -40.0)  # RMS of the noise floor under every item
+SPACING_S = (0.15, 0.4)  # quiet between any two items
+PEAK = (0.2, 0.9)  # peak amplitude of a word
+FEATURE_CHUNK_S = 10.0  # audio per front-end call when featurising a tape
+
+
+class StreamDataModule(SpeechDataModule):
+    """Windows of continuous audio for training; long streams with timelines for scoring.
+
+    Labels are the keyword module's plus ``background``; features are the keyword module's.
+
+    Args:
+        keywords: the keyword corpus (``class_path``/``init_args`` in a config), e.g. FSDD.
+        fillers: a corpus whose ``filler_words`` are spoken as non-keywords (the eSpeak corpus).
+        filler_words: the fillers' labels used; none may be a keyword label.
+        window_s: shortest and longest training window, seconds.
+        positives: windows per keyword labelled with it.
+        negatives: background windows per keyword (one of them inside the keyword when it is long).
+        filler_negatives: background windows per filler word, ending where a keyword's positive
+            windows would: just after the word, where a spotter is tempted to fire.
+        keyword_free_s: length of the keyword-free validation and test streams: long enough to
+            tune and measure a rate of false alarms per hour.
+        batch_size: windows per batch.
+        seed: decides the composition of every tape and the windows.
+    """
+
+    name: ClassVar[str] = "stream"  # an instance says its corpus too: ``fsdd-stream``
+
+    def __init__(
+        self,
+        keywords: SpeechDataModule,
+        fillers: SpeechDataModule,
+        filler_words: tuple[str, ...] = tuple(CORE_WORDS),
+        window_s: tuple[float, float] = (0.8, 2.5),
+        positives: int = 2,
+        negatives: int = 4,
+        filler_negatives: int = 1,
+        keyword_free_s: float = 3600.0,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        clash = sorted(set(filler_words) & set(keywords.labels))
+        if clash or not filler_words:
+            raise SpeechRNNError(f"filler_words must name non-keywords; {clash or 'none'} given as fillers")
+        if not 0 < window_s[0] <= window_s[1]:
+            raise SpeechRNNError(f"window_s must be [shortest, longest] seconds, got {list(window_s)}")
+        self.keywords, self.fillers = keywords, fillers
+        self.filler_words = list(filler_words)
+        self.window_s = tuple(window_s)
+        self.positives, self.negatives, self.filler_negatives = positives, negatives, filler_negatives
+        self.keyword_free_s = keyword_free_s
+        # the features, the corpus's location and the labels come from the keyword module
+        super().__init__(task="keyword", data_root=str(keywords.data_root), cache_dir=str(keywords.cache_dir),
+                         **asdict(keywords.features), batch_size=batch_size,
+                         length_buckets=self.window_buckets(keywords.features), seed=seed,
+                         feature_device=keywords.feature_device)
+        self.arguments.update(keywords=keywords, fillers=fillers, filler_words=filler_words, window_s=window_s,
+                              positives=positives, negatives=negatives, filler_negatives=filler_negatives,
+                              keyword_free_s=keyword_free_s)
+        self.save_hyperparameters(ignore=["keywords", "fillers"])
+        self.name = f"{keywords.name}-stream"
+
+    def vocabulary(self) -> list[str]:
+        return [*self.keywords.labels, BACKGROUND]
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.keywords.corpus_dir
+
+    def window_buckets(self, features: FeatureSettings) -> list[int]:
+        """Length-bucket edges in frames: the window range in quarters."""
+        low, high = self.window_s
+        return [features.frames_in(low + (high - low) * q) for q in (0.25, 0.5, 0.75)]
+
+    # ----- composing the tapes -------------------------------------------------------------------
+
+    def _listings(self) -> tuple[list[Utterance], list[Utterance]]:
+        keywords = [u for u in self.keywords.utterances() if u.label in self.keywords.labels]
+        fillers = [u for u in self.fillers.utterances() if u.label in self.filler_words]
+        return keywords, fillers
+
+    @property
+    def directory(self) -> Path:
+        keywords, fillers = self._listings()
+        params = {"format": STREAM_FORMAT, "fillers": cache_key(fillers, self.features, "filler", self.filler_words),
+                  "keywords": cache_key(keywords, self.features, "keyword", self.keywords.labels),
+                  "keyword_free_s": self.keyword_free_s, "seed": self.seed}
+        key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        return self.cache_dir / f"{self.name}-{key}"
+
+    def stream_files(self, split: str) -> dict[str, Path]:
+        """The scored split's WAVs, ``keywords`` and ``keyword_free``; each timeline is the .json beside it."""
+        if split not in SCORED_SPLITS:
+            raise SpeechRNNError(f"streams are written for {list(SCORED_SPLITS)}, not {split!r}")
+        return {"keywords": self.directory / f"{split}.wav",
+                "keyword_free": self.directory / f"{split}-keyword-free.wav"}
+
+    def prepare_data(self) -> None:
+        self.keywords.download()
+        self.fillers.download()
+        directory = self.directory
+        if directory.is_dir():
+            return
+        staging = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        keywords, fillers = self._listings()
+        for index, split in enumerate(SPLITS):
+            rng = np.random.default_rng([self.seed, index])
+            composer = Composer(self.features.sample_rate, [u for u in fillers if u.split == split], rng)
+            wave, events = composer.keyword_tape([u for u in keywords if u.split == split])
+            np.save(staging / f"{split}.tape.npy", featurise(wave, self.features).numpy())
+            write_timeline(staging / f"{split}.json", events, len(wave), self.features.sample_rate)
+            if split in SCORED_SPLITS:
+                sf.write(staging / f"{split}.wav", wave, self.features.sample_rate, subtype="PCM_16")
+                free, free_events = composer.keyword_free_tape(self.keyword_free_s)
+                sf.write(staging / f"{split}-keyword-free.wav", free, self.features.sample_rate, subtype="PCM_16")
+                write_timeline(staging / f"{split}-keyword-free.json", free_events, len(free),
+                               self.features.sample_rate)
+        staging.rename(directory)
+
+    # ----- windows ---------------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        directory = self.directory
+        if not directory.is_dir():
+            raise SpeechRNNError(f"the streams in {directory} are missing; run prepare_data() first (the Trainer does)")
+        for index, split in enumerate(SPLITS):
+            tape = torch.from_numpy(np.load(directory / f"{split}.tape.npy"))
+            events = read_timeline(directory / f"{split}.json")["events"]
+            generator = torch.Generator().manual_seed(self.seed * len(SPLITS) + index)
+            self.splits[split] = self.windows(tape, events, generator)
+        self._fit_normalisation()
+
+    def windows(self, tape: torch.Tensor, events: list[dict], generator: torch.Generator) -> SplitFeatures:
+        """Labelled windows of ``tape`` ``(T, F)`` (see the module docstring), as a split batching reads."""
+        frames, count = self.features.frames_in, len(tape)
+        label_ids = {label: i for i, label in enumerate(self.labels)}
+        words = [e for e in events if e["kind"] == "keyword"]
+
+        def uniform(low: float, high: float) -> float:
+            return low + (high - low) * float(torch.rand(1, generator=generator))
+
+        clear = torch.ones(count, dtype=torch.bool)  # frames a background window may end at
+        for word in words:
+            clear[frames(word["start_s"]) : frames(word["end_s"] + CLEAR_S)] = False
+        clear_frames = clear.nonzero()[:, 0]
+        ends = []  # (last frame, first frame it must include, label id)
+        background = label_ids[BACKGROUND]
+        for word in words:
+            start = frames(word["start_s"])
+            for _ in range(self.positives):
+                ends.append((frames(word["end_s"] + uniform(*POSITIVE_S)), start, label_ids[word["label"]]))
+            inside = word["end_s"] - INSIDE_MARGIN_S - word["start_s"]
+            if inside > 0.1 and self.negatives:
+                last = frames(uniform(word["start_s"] + 0.1, word["start_s"] + inside))
+                ends.append((last, last, background))
+            picks = torch.randint(len(clear_frames), (self.negatives - (inside > 0.1),), generator=generator)
+            ends += [(int(clear_frames[p]), int(clear_frames[p]), background) for p in picks]
+        for filler in (e for e in events if e["kind"] == "filler"):
+            for _ in range(self.filler_negatives):
+                ends.append((frames(filler["end_s"] + uniform(*POSITIVE_S)), frames(filler["start_s"]),
+                             background))
+        rows, targets = [], []
+        for last, must_start, target in ends:
+            last = min(last, count - 1)
+            first = max(0, min(last + 1 - frames(uniform(*self.window_s)), must_start - 2))
+            rows.append(torch.arange(first, last + 1))
+            targets.append(target)
+        lengths = torch.tensor([len(r) for r in rows])
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        return SplitFeatures(tape[torch.cat(rows)], offsets, torch.tensor(targets), lengths,
+                             [f"window-{i}" for i in range(len(rows))])
+
+
+class Composer:
+    """Builds one split's tapes from its utterances; every draw comes from ``rng``."""
+
+    def __init__(self, sample_rate: int, fillers: list[Utterance], rng: np.random.Generator) -> None:
+        if not fillers:
+            raise SpeechRNNError("a split has no filler utterances; generate a larger filler corpus")
+        self.sample_rate = sample_rate
+        self.rng = rng
+        self.fillers = [(u, read_audio(u.path, sample_rate).numpy()) for u in fillers]
+
+    def keyword_tape(self, keywords: list[Utterance]) -> tuple[np.ndarray, list[dict]]:
+        """Every keyword once, in random order, each after a gap of fillers, noise and silence."""
+        items = []
+        for index in self.rng.permutation(len(keywords)):
+            utt = keywords[index]
+            items += [self._gap_item() for _ in range(self.rng.integers(GAP_ITEMS[0], GAP_ITEMS[1] + 1))]
+            items.append(("keyword", utt.label, utt.key, self._word(read_audio(utt.path, self.sample_rate).numpy())))
+        items.append(self._silence())
+        return self._join(items)
+
+    def keyword_free_tape(self, seconds: float) -> tuple[np.ndarray, list[dict]]:
+        """Fillers, noise and silence, cut to exactly ``seconds``."""
+        items, total = [], 0.0
+        while total < seconds:
+            items.append(self._gap_item())
+            total += len(items[-1][3]) / self.sample_rate + SPACING_S[0]
+        wave, events = self._join(items)
+        return wave[: round(seconds * self.sample_rate)], [
+            e | {"end_s": min(e["end_s"], seconds)} for e in events if e["start_s"] < seconds]
+
+    def _gap_item(self) -> tuple:
+        makers = (self._silence, self._noise, self._filler)
+        return makers[self.rng.choice(len(makers), p=GAP_SHARES)]()
+
+    def _seconds(self, span: tuple[float, float]) -> int:
+        return round(self.rng.uniform(*span) * self.sample_rate)
+
+    def _silence(self) -> tuple:
+        return ("silence", "", "", np.zeros(self._seconds(SILENCE_S), np.float32))
+
+    def _noise(self) -> tuple:
+        white = self.rng.standard_normal(self._seconds(NOISE_S))
+        colour = "brown" if self.rng.random() < 0.5 else "white"
+        noise = np.cumsum(white) if colour == "brown" else white
+        noise = noise - noise.mean()
+        rms = 10 ** (self.rng.uniform(*NOISE_DBFS) / 20)
+        return ("noise", colour, "", (noise * rms / (noise.std() + 1e-12)).astype(np.float32))
+
+    def _filler(self) -> tuple:
+        utt, wave = self.fillers[self.rng.integers(len(self.fillers))]
+        return ("filler", utt.label, utt.key, self._word(wave))
+
+    def _word(self, wave: np.ndarray) -> np.ndarray:
+        return (wave * self.rng.uniform(*PEAK) / max(np.abs(wave).max(), 1e-6)).astype(np.float32)
+
+    def _join(self, items: list[tuple]) -> tuple[np.ndarray, list[dict]]:
+        pieces, events, at = [], [], 0
+        for kind, label, source, wave in items:
+            spacing = np.zeros(self._seconds(SPACING_S), np.float32)
+            floor = self.rng.standard_normal(len(spacing) + len(wave)) * 10 ** (self.rng.uniform(*FLOOR_DBFS) / 20)
+            pieces.append(np.concatenate([spacing, wave]) + floor.astype(np.float32))
+            start = at + len(spacing)
+            at += len(pieces[-1])
+            events.append({"kind": kind, "label": label, "source": source,
+                           "start_s": start / self.sample_rate, "end_s": at / self.sample_rate})
+        return np.clip(np.concatenate(pieces), -1.0, 1.0), events
+
+
+def featurise(wave: np.ndarray, settings: FeatureSettings) -> torch.Tensor:
+    """MFCC frames ``(T, F)`` of a long signal, computed as the streaming front end computes them."""
+    stream = FrameStream(settings)
+    step = round(FEATURE_CHUNK_S * settings.sample_rate)
+    with torch.inference_mode():
+        frames = [stream.push(torch.from_numpy(wave[i : i + step])) for i in range(0, len(wave), step)]
+        return torch.cat([*frames, stream.finish()])
+
+
+def write_timeline(path: Path, events: list[dict], samples: int, sample_rate: int) -> None:
+    rounded = [e | {"start_s": round(e["start_s"], 4), "end_s": round(e["end_s"], 4)} for e in events]
+    path.write_text(json.dumps({"sample_rate": sample_rate, "duration_s": samples / sample_rate,
+                                "events": rounded}, indent=0))
+
+
+def read_timeline(path: Path) -> dict:
+    """``{"sample_rate", "duration_s", "events"}`` of a stream (the .json beside its WAV)."""
+    path = Path(path).with_suffix(".json")
+    if not path.is_file():
+        raise SpeechRNNError(f"no timeline {path}; streams are written by StreamDataModule.prepare_data()")
+    return json.loads(path.read_text())

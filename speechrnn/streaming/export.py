@@ -1,0 +1,125 @@
+"""The model's streaming step as a file: ONNX or TorchScript, and the ONNX step in onnxruntime.
+
+The exported graph is the model's own
+:meth:`~speechrnn.models.classifier.SpeechClassifier.streaming_step`: raw MFCC frames ``feats``
+``(B, T, F)`` and the state ``state_0 .. state_{n-1}`` in; ``posteriors`` ``(B, T, C)`` and the
+next state ``next_state_0 ..`` out. ``T`` and ``B`` are free, so one chunk may hold any number
+of frames (a call's cost grows with the square of T for minGRU, minLSTM and causal
+normalisation: feed chunks of up to a second). Normalisation is inside; the MFCC front end is
+not: run :class:`~speechrnn.streaming.frontend.FrameStream` (Python) with the feature settings stored with
+the graph (ONNX metadata ``speechrnn``; TorchScript extra file ``speechrnn.json``), or any front
+end that reproduces them. The same description holds the labels, the state's layout and start
+values, and the detector's operating point. ``--quantize`` also writes an ONNX copy with int8
+weights. Every file is written under a temporary name and renamed: a failed export leaves
+nothing behind and replaces nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechrnn.data.features import FeatureSettings
+from speechrnn.errors import SpeechRNNError
+from speechrnn.files import atomic_write
+from speechrnn.models.streaming_step import StreamingStep
+from speechrnn.streaming.detect import OperatingPoint
+
+METADATA_KEY = "speechrnn"  # ONNX metadata key; the TorchScript extra file is METADATA_KEY + ".json"
+OPSET = 17
+EXAMPLE_FRAMES = 5  # frames in the example chunk the graph is traced with; T stays dynamic
+
+
+def describe(step: StreamingStep, settings: FeatureSettings, point: OperatingPoint | None = None) -> dict:
+    """What a runtime needs beside the graph: labels, feature settings, the state, the operating point."""
+    normaliser = step.normaliser
+    return {"labels": step.labels, "features": asdict(settings), "lookahead_s": settings.lookahead_s,
+            "normalisation": {"mode": normaliser.mode, "prior_frames": normaliser.prior_frames,
+                              "window_frames": normaliser.window_frames},
+            "state": step.state_layout(), "cell": step.encoder.cell,
+            "operating_point": None if point is None else point.to_json()}
+
+
+def state_names(count: int) -> tuple[list[str], list[str]]:
+    return [f"state_{i}" for i in range(count)], [f"next_state_{i}" for i in range(count)]
+
+
+def example_inputs(step: StreamingStep, feature_dim: int) -> tuple[torch.Tensor, ...]:
+    return (torch.zeros(1, EXAMPLE_FRAMES, feature_dim), *step.initial_state(1))
+
+
+def export_onnx(step: StreamingStep, settings: FeatureSettings, path: Path,
+                point: OperatingPoint | None = None) -> Path:
+    """Write ``step`` as an ONNX graph with ``describe()`` in its metadata."""
+    try:
+        import onnx
+    except ImportError as err:
+        raise SpeechRNNError("ONNX export needs the packages onnx and onnxruntime: pip install -e . "
+                             "(or export with --format torchscript)") from err
+
+    inputs, outputs = state_names(len(step.initial_state()))
+    dynamic = {"feats": {0: "batch", 1: "frames"}, "posteriors": {0: "batch", 1: "frames"}}
+    dynamic |= {name: {0: "batch"} for name in inputs + outputs}
+    with atomic_write(path) as tmp, warnings.catch_warnings():
+        # torch.export's ONNX path needs onnxscript; the TorchScript path handles RNN layers natively
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        torch.onnx.export(step, example_inputs(step, settings.feature_dim), str(tmp), dynamo=False,
+                          input_names=["feats", *inputs], output_names=["posteriors", *outputs],
+                          dynamic_axes=dynamic, opset_version=OPSET)
+        graph = onnx.load(str(tmp))
+        graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(describe(step, settings, point)))
+        onnx.save(graph, str(tmp))
+    return path
+
+
+def export_torchscript(step: StreamingStep, settings: FeatureSettings, path: Path,
+                       point: OperatingPoint | None = None) -> Path:
+    """Write ``step`` traced to TorchScript, ``describe()`` as the extra file ``speechrnn.json``."""
+    with torch.no_grad():
+        traced = torch.jit.trace(step, example_inputs(step, settings.feature_dim))
+    with atomic_write(path) as tmp:
+        torch.jit.save(traced, str(tmp),
+                       _extra_files={f"{METADATA_KEY}.json": json.dumps(describe(step, settings, point))})
+    return path
+
+
+def quantize_onnx(path: Path, out: Path) -> Path:
+    """An ONNX copy with int8 weights for MatMul/Gemm and recurrent ops (activations stay float)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_write(out) as tmp:
+        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    return out
+
+
+class OnnxStep:
+    """An exported ONNX step in onnxruntime: ``(feats (T, F), state) -> (posteriors (T, C), state)``."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if meta is None:
+            raise SpeechRNNError(f"{path} was not written by `speechrnn export`; export the checkpoint again")
+        self.description = json.loads(meta)
+        self.features = FeatureSettings(**self.description["features"])
+        self.labels = self.description["labels"]
+        self.inputs, self.outputs = state_names(len(self.description["state"]))
+
+    def initial_state(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.full((1, *s["shape"]), s["fill"], np.float32) for s in self.description["state"])
+
+    def __call__(self, feats: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple]:
+        feeds = {"feats": np.asarray(feats, np.float32)[None], **dict(zip(self.inputs, state))}
+        posteriors, *state = self.session.run(["posteriors", *self.outputs], feeds)
+        return posteriors[0], tuple(state)

@@ -1,0 +1,135 @@
+"""FSDD on a tiny recordings/ tree, on a served archive, and on the real read-only shared copy."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechrnn.corpora import fsdd
+from speechrnn.corpora.fsdd import FSDDDataModule
+from speechrnn.errors import SpeechRNNError
+
+RATE = 8000
+SPEAKERS = ("alice", "bob", "carol")
+INDICES = range(12)  # 0-4 test, 5-9 validation, 10-11 train in the conventional split
+SHARED_ROOT = Path("/work/shared/data")
+
+
+def write_recordings(folder, speakers=SPEAKERS):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        for speaker in speakers:
+            for index in INDICES:
+                t = np.arange(int(rng.uniform(0.2, 0.5) * RATE)) / RATE
+                wave = 0.3 * np.sin(2 * np.pi * (300 + 50 * digit) * t)
+                wave += 0.01 * rng.standard_normal(len(t))
+                sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave, RATE, subtype="PCM_16")
+
+
+@pytest.fixture
+def recordings(tmp_path):
+    folder = tmp_path / "data" / "fsdd" / "recordings"
+    write_recordings(folder)
+    return folder
+
+
+def test_defaults_are_8_khz_and_the_ten_digits(make_data):
+    dm = make_data(FSDDDataModule)
+    assert dm.features.sample_rate == 8000
+    assert dm.vocabulary() == [str(d) for d in range(10)]
+
+
+def test_conventional_split_is_by_recording_index(recordings, make_data):
+    utterances = make_data(FSDDDataModule).utterances()
+    assert len(utterances) == 10 * len(SPEAKERS) * len(INDICES)
+    assert [u.key for u in utterances] == sorted(u.key for u in utterances)
+    for u in utterances:
+        index = int(u.key.split("_")[2])
+        expected = "test" if index < 5 else "validation" if index < 10 else "train"
+        assert u.split == expected and u.label == u.key[0] and u.speaker in SPEAKERS
+
+
+def test_speaker_split_holds_out_every_recording_of_the_test_speakers(recordings, make_data):
+    utterances = make_data(FSDDDataModule, split="speakers", test_speakers=["bob"]).utterances()
+    assert {u.speaker for u in utterances if u.split == "test"} == {"bob"}
+    assert all(u.split == "test" for u in utterances if u.speaker == "bob")
+    others = [u for u in utterances if u.speaker != "bob"]
+    assert Counter(u.split for u in others) == {"validation": 2 * 10 * 5, "train": 2 * 10 * 7}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"split": "speakers"},
+        {"split": "conventional", "test_speakers": ["bob"]},
+        {"split": "random"},
+    ],
+)
+def test_inconsistent_split_arguments_are_user_errors(make_data, kwargs):
+    with pytest.raises(SpeechRNNError, match="FSDD"):
+        make_data(FSDDDataModule, **kwargs)
+
+
+def test_unknown_test_speaker_names_the_speakers_present(recordings, make_data):
+    with pytest.raises(SpeechRNNError, match="'alice', 'bob', 'carol'"):
+        make_data(FSDDDataModule, split="speakers", test_speakers=["lucas"]).utterances()
+
+
+def test_badly_named_recording_is_reported(recordings, make_data):
+    (recordings / "seven.wav").write_bytes(b"")
+    with pytest.raises(SpeechRNNError, match="seven.wav"):
+        make_data(FSDDDataModule).utterances()
+
+
+def test_download_keeps_only_the_recordings_of_the_served_archive(
+    tmp_path, monkeypatch, make_data, server
+):
+    source = tmp_path / "src"
+    write_recordings(source / "recordings", speakers=("alice",))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(f"{fsdd.ARCHIVE_TOP}/README.md", "FSDD")
+        for path in sorted((source / "recordings").iterdir()):
+            zipped.write(path, f"{fsdd.ARCHIVE_TOP}/recordings/{path.name}")
+    archive = buffer.getvalue()
+    server.files["v1.0.10.zip"] = archive
+    monkeypatch.setattr(fsdd, "URL", f"{server.url}/v1.0.10.zip")
+    monkeypatch.setattr(fsdd, "SHA256", hashlib.sha256(archive).hexdigest())
+    dm = make_data(FSDDDataModule)
+    dm.download()
+    assert sorted(p.name for p in dm.corpus_dir.iterdir()) == ["recordings"]
+    assert len(dm.utterances()) == 10 * len(INDICES)
+
+
+def test_missing_recordings_say_how_to_get_them(make_data):
+    with pytest.raises(SpeechRNNError, match="recordings not found"):
+        make_data(FSDDDataModule).utterances()
+
+
+def test_shared_read_only_copy_lists_2500_recordings_with_250_in_test(make_data):
+    dm = make_data(FSDDDataModule, data_root=str(SHARED_ROOT))
+    dm.download()  # present: must not write or fetch anything
+    utterances = dm.utterances()
+    assert len(utterances) == 2500
+    assert Counter(u.split for u in utterances) == {"train": 2000, "validation": 250, "test": 250}
+
+
+def test_prepare_and_setup_give_batches_of_8_khz_features(recordings, make_data):
+    dm = make_data(FSDDDataModule, prepare=True, batch_size=16)
+    assert {split: len(dm.splits[split]) for split in dm.splits} == {
+        "train": 60,
+        "validation": 150,
+        "test": 150,
+    }
+    batches = list(dm.train_dataloader())
+    assert sum(len(b.lengths) for b in batches) == 60
+    assert all(b.feats.shape[2] == dm.feature_dim for b in batches)
+    assert max(int(b.lengths.max()) for b in batches) <= 51  # 0.5 s at a 10 ms hop

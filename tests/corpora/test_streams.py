@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechrnn.corpora.streams import (
+    CLEAR_S,
+    INSIDE_MARGIN_S,
+    POSITIVE_S,
+    StreamDataModule,
+    read_timeline,
+)
+from speechrnn.data.features import MFCC
+from speechrnn.errors import SpeechRNNError
+from speechrnn.streaming.detect import BACKGROUND
+from tones import ToneDataModule
+
+
+def streams(tmp_path, seed: int = 0, cache=None) -> StreamDataModule:
+    """Tones 0-2 as keywords, tones 3-4 (another corpus) as fillers; a 60 s keyword-free test stream."""
+    keywords = ToneDataModule(data_root=str(tmp_path / "keywords"), cache_dir=str(cache or tmp_path / "cache"))
+    fillers = ToneDataModule(num_classes=5, per_class=12, data_root=str(tmp_path / "fillers"))
+    return StreamDataModule(keywords, fillers, filler_words=["3", "4"], window_s=(0.5, 1.0),
+                            keyword_free_s=60.0, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    dm = streams(tmp_path_factory.mktemp("streams"))
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_labels_are_the_keywords_and_background_and_features_the_keyword_corpus(prepared):
+    assert prepared.labels == ["0", "1", "2", BACKGROUND]
+    assert prepared.features == prepared.keywords.features and prepared.name == "tones-stream"
+    assert prepared.hparams["sample_rate"] == prepared.features.sample_rate  # a checkpoint names them
+
+
+def test_each_split_stream_holds_exactly_that_splits_keywords(prepared):
+    keys = {split: {u.key for u in prepared.keywords.utterances() if u.split == split}
+            for split in ("validation", "test")}
+    for split in ("validation", "test"):
+        timeline = read_timeline(prepared.stream_files(split)["keywords"])
+        spoken = [e for e in timeline["events"] if e["kind"] == "keyword"]
+        assert {e["source"] for e in spoken} == keys[split] and len(spoken) == len(keys[split])
+        assert {e["kind"] for e in timeline["events"]} <= {"keyword", "filler", "noise", "silence"}
+        fillers = {e["label"] for e in timeline["events"] if e["kind"] == "filler"}
+        assert fillers <= {"3", "4"}
+        starts = [e["start_s"] for e in timeline["events"]]
+        assert starts == sorted(starts) and all(e["end_s"] > e["start_s"] for e in timeline["events"])
+
+
+def test_keyword_free_stream_has_no_keyword_and_lasts_as_asked(prepared):
+    path = prepared.stream_files("test")["keyword_free"]
+    timeline = read_timeline(path)
+    assert all(e["kind"] != "keyword" for e in timeline["events"])
+    info = sf.info(str(path))
+    assert info.samplerate == prepared.features.sample_rate and info.duration == timeline["duration_s"] == 60.0
+    assert max(e["end_s"] for e in timeline["events"]) <= 60.0
+
+
+def window_spans(prepared, split: str) -> list[tuple[int, int]]:
+    """``(first, last)`` tape frame of each window of ``split``, found by looking its rows up in the tape."""
+    tape = np.load(prepared.directory / f"{split}.tape.npy")
+    frame_of = {row.tobytes(): t for t, row in enumerate(tape)}
+    assert len(frame_of) == len(tape)  # the noise floor makes every frame unique
+    windows = prepared.splits[split]
+    spans = []
+    for first, last in zip(windows.offsets[:-1].tolist(), windows.offsets[1:].tolist()):
+        frames = [frame_of[row.tobytes()] for row in windows.feats[first:last].numpy()]
+        assert frames == list(range(frames[0], frames[0] + len(frames)))  # a stretch of the tape, in order
+        spans.append((frames[0], frames[-1]))
+    return spans
+
+
+def test_windows_are_labelled_by_where_they_end(prepared):
+    train = prepared.splits["train"]
+    events = read_timeline(prepared.directory / "train.json")["events"]
+    kinds = [e["kind"] for e in events]
+    counts = torch.bincount(train.targets, minlength=4)
+    # positives=2, negatives=4 per keyword, filler_negatives=1 per filler word
+    assert counts[:3].sum() == 2 * kinds.count("keyword")
+    assert counts[3] == 4 * kinds.count("keyword") + kinds.count("filler") > 4 * kinds.count("keyword")
+    hop = prepared.hop_s
+    keywords = [e for e in events if e["kind"] == "keyword"]
+    fillers = [e for e in events if e["kind"] == "filler"]
+
+    def ends_just_after(word, end_s):  # within POSITIVE_S of the word's end, give or take a frame's rounding
+        return POSITIVE_S[0] - hop <= end_s - word["end_s"] <= POSITIVE_S[1] + hop
+
+    for (first, last), target in zip(window_spans(prepared, "train"), train.targets.tolist()):
+        label, end_s = prepared.labels[target], last * hop
+        if label != BACKGROUND:
+            word = next((k for k in keywords if ends_just_after(k, end_s)), None)
+            assert word is not None, f"a {label!r} window ends at {end_s:.2f} s, just after no keyword"
+            assert word["label"] == label and first * hop <= word["start_s"]  # the whole keyword is in it
+            continue
+        inside = any(k["start_s"] + 0.1 - hop <= end_s <= k["end_s"] - INSIDE_MARGIN_S + hop for k in keywords)
+        clear = all(not k["start_s"] + hop < end_s < k["end_s"] + CLEAR_S - hop for k in keywords)
+        assert inside or clear or any(ends_just_after(f, end_s) for f in fillers), (end_s, label)
+    assert 0.5 / hop - 1 <= int(train.lengths[train.targets == 3].min())  # background windows are whole
+    assert int(train.lengths.max()) <= 1.0 / hop + 1 + round(0.6 / hop)  # + a keyword kept whole
+
+
+def test_tape_features_are_those_of_the_written_stream(prepared):
+    wave, _ = sf.read(prepared.stream_files("validation")["keywords"], dtype="float32")
+    tape = np.load(prepared.directory / "validation.tape.npy")
+    offline = MFCC(prepared.features)(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))[0].numpy()
+    assert tape.shape == offline.shape
+    assert np.median(np.abs(tape - offline)) < 0.05  # the WAV holds 16-bit samples of the same audio
+
+
+def composed(dm: StreamDataModule, split: str) -> tuple[np.ndarray, dict]:
+    return np.load(dm.directory / f"{split}.tape.npy"), read_timeline(dm.directory / f"{split}.json")
+
+
+def test_same_seed_same_streams_other_seed_other_streams(prepared, tmp_path):
+    root = prepared.keywords.data_root.parent
+    again, other = streams(root, cache=tmp_path / "again"), streams(root, seed=1, cache=tmp_path / "other")
+    for dm in (again, other):  # composed afresh, each in its own cache
+        dm.prepare_data()
+    for split in ("train", "validation", "test"):
+        tape, timeline = composed(prepared, split)
+        same_tape, same_timeline = composed(again, split)
+        np.testing.assert_array_equal(same_tape, tape)
+        assert same_timeline == timeline
+        other_tape, other_timeline = composed(other, split)
+        assert other_timeline["events"] != timeline["events"] and not np.array_equal(other_tape, tape)
+    for name in ("test.wav", "test-keyword-free.wav"):
+        assert (again.directory / name).read_bytes() == (prepared.directory / name).read_bytes()
+
+
+def test_a_keyword_cannot_be_a_filler(tmp_path):
+    keywords = ToneDataModule(data_root=str(tmp_path))
+    with pytest.raises(SpeechRNNError, match=r"\['1'\] given as fillers"):
+        StreamDataModule(keywords, ToneDataModule(num_classes=5, data_root=str(tmp_path)), filler_words=["1", "3"])
