@@ -10,9 +10,9 @@ backward recomputes them.
 ``scan_kernel.cpp`` is compiled with ``g++`` (``$CXX``) on first use, once per process (seconds:
 it includes no torch headers and is called through ``ctypes``), for the CPU it runs on.
 :func:`kernel` returns None, and the layers fall back to the torch scan, where it does not apply:
-not a plain CPU float32/float64 tensor, inside ``torch.jit.trace`` / ONNX export /
-``torch.compile`` / ``torch.export`` (a foreign call cannot be traced), or no working compiler
-(with a warning).
+not a plain CPU float32/float64 tensor, under CPU autocast (the torch path's matmuls follow it),
+inside ``torch.jit.trace`` / ONNX export / ``torch.compile`` / ``torch.export`` (a foreign call
+cannot be traced), or no working compiler (with a warning).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _library() -> ctypes.CDLL | None:
 def kernel(x: Tensor) -> ctypes.CDLL | None:
     """The compiled kernels if they apply to ``x``, else None (see the module's docstring)."""
     if (x.device.type != "cpu" or x.dtype not in DTYPES or type(x) is not Tensor  # fake, traced
-            or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            or torch.is_autocast_enabled("cpu") or torch.jit.is_tracing() or torch.compiler.is_compiling()):
         return None
     return _library()
 
@@ -131,7 +131,7 @@ class MinGRUScan(torch.autograd.Function):
 def _projections(x: Tensor, weight: Tensor, bias: Tensor):
     """``(rows, x[rows] @ weight.T + bias)`` for blocks of batch rows, in one reused buffer."""
     batch, frames, _ = x.shape
-    block = max(torch.get_num_threads(), CACHE_BYTES // (frames * weight.shape[0] * x.element_size()), 1)
+    block = max(torch.get_num_threads(), CACHE_BYTES // (frames * weight.shape[0] * x.element_size()))
     buffer = x.new_empty(min(block, batch), frames, weight.shape[0])
     for start in range(0, batch, block):
         rows = slice(start, min(start + block, batch))
