@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from speechrnn.models import scan_kernel
 from speechrnn.models.recurrence import recurrence_chunk
 
 
@@ -73,32 +74,40 @@ def _scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None,
 
 
 class _LinearScan(torch.autograd.Function):
-    """Autograd for :func:`_scan`: the adjoint of a linear recurrence is the same recurrence run
-    backwards (``g_t = dL/dh_t + decay_{t+1} * g_{t+1}``), so backward costs one more scan and
-    saves only ``decay``, ``h`` and ``h0``."""
+    """Autograd for :func:`_scan` (or, given the compiled ``library``, its one-pass CPU twin): the
+    adjoint of a linear recurrence is the same recurrence run backwards
+    (``g_t = dL/dh_t + decay_{t+1} * g_{t+1}``), so backward costs one more scan and saves only
+    ``decay``, ``h`` and ``h0``."""
 
     @staticmethod
-    def forward(ctx, decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None) -> Tensor:
-        h = _scan(decay, drive, h0, chunk)
+    def forward(ctx, decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None, library) -> Tensor:
+        if library is None:
+            h = _scan(decay, drive, h0, chunk)
+        else:
+            h = scan_kernel.linear_scan(library, decay, drive, h0)
         ctx.save_for_backward(decay, h, h0)
-        ctx.chunk = chunk
+        ctx.chunk, ctx.library = chunk, library
         return h
 
     @staticmethod
     def backward(ctx, grad_h: Tensor):
         decay, h, h0 = ctx.saved_tensors
+        if ctx.library is not None:
+            return *scan_kernel.linear_scan_backward(ctx.library, decay, h0, h, grad_h), None, None
         next_decay = F.pad(decay[:, 1:], (0, 0, 0, 1))  # decay_{t+1}; nothing follows the last frame
         grad = _scan(next_decay, grad_h, torch.zeros_like(h0), ctx.chunk, reverse=True)
         previous = torch.cat([h0[:, None], h[:, :-1]], dim=1)  # h_{t-1}
-        return grad * previous, grad, decay[:, 0] * grad[:, 0], None
+        return grad * previous, grad, decay[:, 0] * grad[:, 0], None, None
 
 
 def linear_scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None) -> Tensor:
     """All states of ``h_t = decay_t * h_{t-1} + drive_t``: ``(B, T, H)`` each, ``h0`` ``(B, H)``.
 
-    ``chunk`` (frames) only changes the order of work, not the result; None picks about ``sqrt(T)``.
+    On a CPU one compiled pass (:mod:`~speechrnn.models.scan_kernel`), elsewhere (or given a
+    ``chunk``) the chunked scan; ``chunk`` (frames) only changes its order of work, not the result;
+    None picks about ``sqrt(T)``.
     """
-    return _LinearScan.apply(decay, drive, h0, chunk)
+    return _LinearScan.apply(decay, drive, h0, chunk, scan_kernel.kernel(drive) if chunk is None else None)
 
 
 class _PositiveCandidate(torch.autograd.Function):
@@ -155,9 +164,13 @@ class _MinimalRecurrence(nn.Module):
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` ``(B, T, F)``, ``h0`` ``(1, B, H)`` or None -> (``out`` ``(B, T, H)``, ``h_n`` ``(1, B, H)``)."""
-        decay, drive = self.gates(x)
-        out = linear_scan(decay, drive, self._initial(x, h0))
+        out = self._states(x, self._initial(x, h0))
         return out, out[:, -1][None]
+
+    def _states(self, x: Tensor, h0: Tensor) -> Tensor:
+        """All states ``(B, T, H)`` from ``x`` ``(B, T, F)`` and ``h0`` ``(B, H)``: gates, then the scan."""
+        decay, drive = self.gates(x)
+        return linear_scan(decay, drive, h0)
 
     def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """A chunk ``x`` ``(B, T, F)`` after state ``h`` ``(B, H)`` -> (``out`` ``(B, T, H)``, next state ``(B, H)``)."""
@@ -192,6 +205,15 @@ class MinGRU(_MinimalRecurrence):
     def gates(self, x: Tensor) -> tuple[Tensor, Tensor]:
         k = self.update(x)
         return torch.sigmoid(-k), torch.sigmoid(k) * g(self.candidate(x))  # 1 - z without cancellation
+
+    def _states(self, x: Tensor, h0: Tensor) -> Tensor:
+        """On a CPU, the projections, :meth:`gates` and the scan in one compiled pass per block of rows."""
+        library = scan_kernel.kernel(x)
+        if library is None:
+            return super()._states(x, h0)
+        weight = torch.cat([self.update.weight, self.candidate.weight])  # (2H, F)
+        bias = torch.cat([self.update.bias, self.candidate.bias])
+        return scan_kernel.MinGRUScan.apply(library, x, weight, bias, h0)
 
     @torch.no_grad()
     def init_memory_gate(self, keep_bias: Tensor | float) -> None:
