@@ -83,7 +83,7 @@ def test_windows_are_labelled_by_where_they_end(prepared):
     # positives=2, negatives=4 per keyword, filler_negatives=1 per filler word
     assert counts[:3].sum() == 2 * kinds.count("keyword")
     assert counts[3] == 4 * kinds.count("keyword") + kinds.count("filler") > 4 * kinds.count("keyword")
-    hop = prepared.hop_s
+    hop = prepared.features.frame_s
     keywords = [e for e in events if e["kind"] == "keyword"]
     fillers = [e for e in events if e["kind"] == "filler"]
 
