@@ -46,6 +46,19 @@ def write_tones(directory, per_class: int = 12, num_classes: int = 3, seed: int 
         sf.write(directory / f"background_{i:02d}.wav", wave.astype(np.float32), SAMPLE_RATE)
 
 
+def write_fsdd_recordings(folder: Path, speakers: tuple[str, ...], indices: range = range(12)) -> None:
+    """``folder/{digit}_{speaker}_{index}.wav`` as FSDD names them: a tone of 300 + 50 * digit Hz, 0.2-0.5 s."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        for speaker in speakers:
+            for index in indices:
+                t = np.arange(int(rng.uniform(0.2, 0.5) * SAMPLE_RATE)) / SAMPLE_RATE
+                wave = 0.3 * np.sin(2 * np.pi * (300 + 50 * digit) * t)
+                wave += 0.01 * rng.standard_normal(len(t))
+                sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave, SAMPLE_RATE, subtype="PCM_16")
+
+
 class ToneDataModule(SpeechDataModule):
     """Three tone classes; item index decides the split (0-7 train, 8-9 validation, 10+ test).
 

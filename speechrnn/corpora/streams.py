@@ -1,24 +1,31 @@
-"""Keyword spotting in continuous audio: keywords among fillers, noise and silence, with known times.
+"""Keyword spotting in continuous audio: keywords among other words, noise and silence, with known times.
 
 Per split, one long recording ("tape") is composed from that split's utterances only: every
-keyword utterance (FSDD digits) once, each preceded by a gap of one to three items drawn from
-silence, noise bursts (white or brown) and filler words (words of another corpus that are not
-keywords: the eSpeak corpus's Speech Commands words), every item over a faint noise floor::
+utterance of the keyword corpus (FSDD digits) once, those of ``keyword_labels`` as keywords and
+the others as unknown words (real people saying words that are not keywords, as Speech
+Commands' "unknown"), each preceded by a gap of one to three items drawn from silence, noise
+bursts (white or brown) and filler words (words of another corpus that are not keywords: the
+eSpeak corpus's Speech Commands words), every item over a faint noise floor::
 
-    [silence][filler "left"][noise]["3"][silence]["7"][filler "go"][silence]["0"] ...
+    [silence][filler "left"][noise]["3"][silence][unknown "7"][filler "go"][silence]["0"] ...
+
+Unknown words keep a spotter honest: with synthetic fillers only, "is this a real voice" would
+separate keywords from the rest, and the spotter would fire on any real word.
 
 Training and validation examples are windows cut from the tape's frames, labelled by where
 they end, so a model reads the state at every frame as it will in a stream:
 
 - a keyword's label when the window ends between 50 ms before and 250 ms after the keyword;
 - ``background`` when it ends inside a keyword (before its last 250 ms; the word is not over),
-  away from every keyword (more than 600 ms after its end), or just after a filler word (as a
-  keyword's positives do: the hard negatives); other ends are not used.
+  away from every keyword (more than 600 ms after its end), or just after a filler or unknown
+  word (as a keyword's positives do: the hard negatives); other ends are not used.
 
 For scoring a spotter, the validation and test tapes are also written as WAV files beside a
 timeline JSON (``{"sample_rate", "duration_s", "events": [{"kind", "label", "start_s",
-"end_s", "source"}]}``), and so is a keyword-free stream per split (fillers, noise and silence
-only, ``keyword_free_s`` long; its fillers repeat, as the held-out ones are few).
+"end_s", "source", "speaker"}]}``; ``kind`` is keyword, unknown, filler, noise or silence,
+``source`` the utterance's key), and so is a keyword-free stream per split (unknown words,
+fillers, noise and silence only, ``keyword_free_s`` long; its words repeat, as the held-out ones
+are few).
 
 Layout of ``<cache_dir>/<name>-<key>/``: ``<split>.tape.npy`` (frames ``(T, F)``),
 ``<split>.json`` (the tape's timeline), ``<split>.wav`` (validation and test), and
@@ -50,7 +57,7 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming.detect import BACKGROUND
 from speechrnn.streaming.frontend import FrameStream
 
-STREAM_FORMAT = 3  # keyword-free validation stream as long as the test one
+STREAM_FORMAT = 4  # unknown words; events name their speaker
 SCORED_SPLITS = ("validation", "test")  # the splits written as audio for scoring a spotter
 POSITIVE_S = (-0.05, 0.25)  # window ends, relative to a keyword's end, labelled with the keyword
 INSIDE_MARGIN_S = 0.25  # windows ending inside a keyword stop this long before its end
@@ -69,17 +76,22 @@ FEATURE_CHUNK_S = 10.0  # audio per front-end call when featurising a tape
 class StreamDataModule(SpeechDataModule):
     """Windows of continuous audio for training; long streams with timelines for scoring.
 
-    Labels are the keyword module's plus ``background``; features are the keyword module's.
+    Labels are ``keyword_labels`` plus ``background``; features are the keyword module's. With
+    FSDD's ``split: speakers`` as the keyword corpus, the test tapes hold only voices the model
+    never trained on; validation (the other speakers' index 5-9) holds the training speakers'
+    other recordings, so the detector is tuned on voices the model has heard.
 
     Args:
         keywords: the keyword corpus (``class_path``/``init_args`` in a config), e.g. FSDD.
         fillers: a corpus whose ``filler_words`` are spoken as non-keywords (the eSpeak corpus).
         filler_words: the fillers' labels used; none may be a keyword label.
+        keyword_labels: the keyword corpus's labels that are keywords (None: all of them); its
+            other labels' utterances are unknown words, real speech a spotter must not fire on.
         window_s: shortest and longest training window, seconds.
         positives: windows per keyword labelled with it.
         negatives: background windows per keyword (one of them inside the keyword when it is long).
-        filler_negatives: background windows per filler word, ending where a keyword's positive
-            windows would: just after the word, where a spotter is tempted to fire.
+        filler_negatives: background windows per filler or unknown word, ending where a keyword's
+            positive windows would: just after the word, where a spotter is tempted to fire.
         keyword_free_s: length of the keyword-free validation and test streams: long enough to
             tune and measure a rate of false alarms per hour.
         batch_size: windows per batch.
@@ -93,6 +105,7 @@ class StreamDataModule(SpeechDataModule):
         keywords: SpeechDataModule,
         fillers: SpeechDataModule,
         filler_words: tuple[str, ...] = tuple(CORE_WORDS),
+        keyword_labels: list[str] | None = None,
         window_s: tuple[float, float] = (0.8, 2.5),
         positives: int = 2,
         negatives: int = 4,
@@ -101,7 +114,8 @@ class StreamDataModule(SpeechDataModule):
         batch_size: int = 64,
         seed: int = 0,
     ) -> None:
-        clash = sorted(set(filler_words) & set(keywords.labels))
+        self.keyword_labels = chosen_keywords(keywords, keyword_labels)
+        clash = sorted(set(filler_words) & set(self.keyword_labels))
         if clash or not filler_words:
             raise SpeechRNNError(f"filler_words must name non-keywords; {clash or 'none'} given as fillers")
         if not 0 < window_s[0] <= window_s[1]:
@@ -116,14 +130,15 @@ class StreamDataModule(SpeechDataModule):
                          **asdict(keywords.features), batch_size=batch_size,
                          length_buckets=self.window_buckets(keywords.features), seed=seed,
                          feature_device=keywords.feature_device)
-        self.arguments.update(keywords=keywords, fillers=fillers, filler_words=filler_words, window_s=window_s,
+        self.arguments.update(keywords=keywords, fillers=fillers, filler_words=filler_words,
+                              keyword_labels=keyword_labels, window_s=window_s,
                               positives=positives, negatives=negatives, filler_negatives=filler_negatives,
                               keyword_free_s=keyword_free_s)
         self.save_hyperparameters(ignore=["keywords", "fillers"])
         self.name = f"{keywords.name}-stream"
 
     def vocabulary(self) -> list[str]:
-        return [*self.keywords.labels, BACKGROUND]
+        return [*self.keyword_labels, BACKGROUND]
 
     @property
     def corpus_dir(self) -> Path:
@@ -136,16 +151,19 @@ class StreamDataModule(SpeechDataModule):
 
     # ----- composing the tapes -------------------------------------------------------------------
 
-    def _listings(self) -> tuple[list[Utterance], list[Utterance]]:
-        keywords = [u for u in self.keywords.utterances() if u.label in self.keywords.labels]
+    def _listings(self) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
+        """The keyword corpus's utterances, keywords then unknown words; the fillers'."""
+        spoken = [u for u in self.keywords.utterances() if u.label in self.keywords.labels]
+        keywords = [u for u in spoken if u.label in self.keyword_labels]
+        unknowns = [u for u in spoken if u.label not in self.keyword_labels]
         fillers = [u for u in self.fillers.utterances() if u.label in self.filler_words]
-        return keywords, fillers
+        return keywords, unknowns, fillers
 
     @property
     def directory(self) -> Path:
-        keywords, fillers = self._listings()
+        keywords, unknowns, fillers = self._listings()
         params = {"format": STREAM_FORMAT, "fillers": cache_key(fillers, self.features, "filler", self.filler_words),
-                  "keywords": cache_key(keywords, self.features, "keyword", self.keywords.labels),
+                  "keywords": cache_key(keywords + unknowns, self.features, "keyword", self.keyword_labels),
                   "keyword_free_s": self.keyword_free_s, "seed": self.seed}
         key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_dir / f"{self.name}-{key}"
@@ -166,11 +184,11 @@ class StreamDataModule(SpeechDataModule):
         staging = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        keywords, fillers = self._listings()
+        keywords, unknowns, fillers = self._listings()
         for index, split in enumerate(SPLITS):
             rng = np.random.default_rng([self.seed, index])
-            composer = Composer(self.features.sample_rate, [u for u in fillers if u.split == split], rng)
-            wave, events = composer.keyword_tape([u for u in keywords if u.split == split])
+            composer = Composer(self.features.sample_rate, in_split(fillers, split), in_split(unknowns, split), rng)
+            wave, events = composer.keyword_tape(in_split(keywords, split))
             np.save(staging / f"{split}.tape.npy", featurise(wave, self.features).numpy())
             write_timeline(staging / f"{split}.json", events, len(wave), self.features.sample_rate)
             if split in SCORED_SPLITS:
@@ -221,9 +239,9 @@ class StreamDataModule(SpeechDataModule):
                 ends.append((last, last, background))
             picks = torch.randint(len(clear_frames), (self.negatives - (inside > 0.1),), generator=generator)
             ends += [(int(clear_frames[p]), int(clear_frames[p]), background) for p in picks]
-        for filler in (e for e in events if e["kind"] == "filler"):
+        for other in (e for e in events if e["kind"] in ("filler", "unknown")):
             for _ in range(self.filler_negatives):
-                ends.append((frames(filler["end_s"] + uniform(*POSITIVE_S)), frames(filler["start_s"]),
+                ends.append((frames(other["end_s"] + uniform(*POSITIVE_S)), frames(other["start_s"]),
                              background))
         rows, targets = [], []
         for last, must_start, target in ends:
@@ -238,44 +256,53 @@ class StreamDataModule(SpeechDataModule):
 
 
 class Composer:
-    """Builds one split's tapes from its utterances; every draw comes from ``rng``."""
+    """Builds one split's tapes from its utterances; every draw comes from ``rng``.
 
-    def __init__(self, sample_rate: int, fillers: list[Utterance], rng: np.random.Generator) -> None:
+    A word is ``(kind, utterance, audio or None)``: the fillers, few and drawn again and again,
+    are read once; keywords and unknown words, as many as the corpus has, when spoken.
+    """
+
+    def __init__(self, sample_rate: int, fillers: list[Utterance], unknowns: list[Utterance],
+                 rng: np.random.Generator) -> None:
         if not fillers:
             raise SpeechRNNError("a split has no filler utterances; generate a larger filler corpus")
         self.sample_rate = sample_rate
         self.rng = rng
-        self.fillers = [(u, read_audio(u.path, sample_rate).numpy()) for u in fillers]
+        self.fillers = [("filler", u, read_audio(u.path, sample_rate).numpy()) for u in fillers]
+        self.unknowns = [("unknown", u, None) for u in unknowns]
 
     def keyword_tape(self, keywords: list[Utterance]) -> tuple[np.ndarray, list[dict]]:
-        """Every keyword once, in random order, each after a gap of fillers, noise and silence."""
+        """Every keyword and unknown word once, in random order, each after a gap of fillers, noise and silence."""
+        spoken = [("keyword", u, None) for u in keywords] + self.unknowns
         items = []
-        for index in self.rng.permutation(len(keywords)):
-            utt = keywords[index]
-            items += [self._gap_item() for _ in range(self.rng.integers(GAP_ITEMS[0], GAP_ITEMS[1] + 1))]
-            items.append(("keyword", utt.label, utt.key, self._word(read_audio(utt.path, self.sample_rate).numpy())))
+        for index in self.rng.permutation(len(spoken)):
+            items += [self._gap_item(self.fillers) for _ in range(self.rng.integers(GAP_ITEMS[0], GAP_ITEMS[1] + 1))]
+            items.append(self._spoken(*spoken[index]))
         items.append(self._silence())
         return self._join(items)
 
     def keyword_free_tape(self, seconds: float) -> tuple[np.ndarray, list[dict]]:
-        """Fillers, noise and silence, cut to exactly ``seconds``."""
-        items, total = [], 0.0
+        """Fillers, unknown words (drawn alike), noise and silence, cut to exactly ``seconds``."""
+        items, total, words = [], 0.0, self.fillers + self.unknowns
         while total < seconds:
-            items.append(self._gap_item())
-            total += len(items[-1][3]) / self.sample_rate + SPACING_S[0]
+            items.append(self._gap_item(words))
+            total += len(items[-1][-1]) / self.sample_rate + SPACING_S[0]
         wave, events = self._join(items)
         return wave[: round(seconds * self.sample_rate)], [
             e | {"end_s": min(e["end_s"], seconds)} for e in events if e["start_s"] < seconds]
 
-    def _gap_item(self) -> tuple:
-        makers = (self._silence, self._noise, self._filler)
-        return makers[self.rng.choice(len(makers), p=GAP_SHARES)]()
+    def _gap_item(self, words: list[tuple]) -> tuple:
+        """A silence, a noise burst or one of ``words``, in GAP_SHARES."""
+        maker = self.rng.choice(len(GAP_SHARES), p=GAP_SHARES)
+        if maker == 2:
+            return self._spoken(*words[self.rng.integers(len(words))])
+        return (self._silence, self._noise)[maker]()
 
     def _seconds(self, span: tuple[float, float]) -> int:
         return round(self.rng.uniform(*span) * self.sample_rate)
 
     def _silence(self) -> tuple:
-        return ("silence", "", "", np.zeros(self._seconds(SILENCE_S), np.float32))
+        return ("silence", "", "", "", np.zeros(self._seconds(SILENCE_S), np.float32))
 
     def _noise(self) -> tuple:
         white = self.rng.standard_normal(self._seconds(NOISE_S))
@@ -283,26 +310,43 @@ class Composer:
         noise = np.cumsum(white) if colour == "brown" else white
         noise = noise - noise.mean()
         rms = 10 ** (self.rng.uniform(*NOISE_DBFS) / 20)
-        return ("noise", colour, "", (noise * rms / (noise.std() + 1e-12)).astype(np.float32))
+        return ("noise", colour, "", "", (noise * rms / (noise.std() + 1e-12)).astype(np.float32))
 
-    def _filler(self) -> tuple:
-        utt, wave = self.fillers[self.rng.integers(len(self.fillers))]
-        return ("filler", utt.label, utt.key, self._word(wave))
-
-    def _word(self, wave: np.ndarray) -> np.ndarray:
-        return (wave * self.rng.uniform(*PEAK) / max(np.abs(wave).max(), 1e-6)).astype(np.float32)
+    def _spoken(self, kind: str, utt: Utterance, wave: np.ndarray | None) -> tuple:
+        """An item of one utterance, scaled to a random peak."""
+        wave = read_audio(utt.path, self.sample_rate).numpy() if wave is None else wave
+        peak = self.rng.uniform(*PEAK) / max(np.abs(wave).max(), 1e-6)
+        return (kind, utt.label, utt.key, utt.speaker, (wave * peak).astype(np.float32))
 
     def _join(self, items: list[tuple]) -> tuple[np.ndarray, list[dict]]:
         pieces, events, at = [], [], 0
-        for kind, label, source, wave in items:
+        for kind, label, source, speaker, wave in items:
             spacing = np.zeros(self._seconds(SPACING_S), np.float32)
             floor = self.rng.standard_normal(len(spacing) + len(wave)) * 10 ** (self.rng.uniform(*FLOOR_DBFS) / 20)
             pieces.append(np.concatenate([spacing, wave]) + floor.astype(np.float32))
             start = at + len(spacing)
             at += len(pieces[-1])
-            events.append({"kind": kind, "label": label, "source": source,
+            events.append({"kind": kind, "label": label, "source": source, "speaker": speaker,
                            "start_s": start / self.sample_rate, "end_s": at / self.sample_rate})
         return np.clip(np.concatenate(pieces), -1.0, 1.0), events
+
+
+def chosen_keywords(keywords: SpeechDataModule, keyword_labels: list[str] | None) -> list[str]:
+    """``keyword_labels`` in the keyword corpus's order, once each is found among its labels."""
+    if keyword_labels is None:
+        return list(keywords.labels)
+    unknown = [label for label in keyword_labels if label not in keywords.labels]
+    if unknown:
+        raise SpeechRNNError(f"keyword_labels {unknown} are not labels of {keywords.name} {keywords.labels}; "
+                             "name keywords among them, or give null for all")
+    if not keyword_labels:
+        raise SpeechRNNError(f"keyword_labels is empty; name at least one of {keywords.name}'s labels "
+                             f"{keywords.labels}, or give null for all")
+    return [label for label in keywords.labels if label in keyword_labels]
+
+
+def in_split(utterances: list[Utterance], split: str) -> list[Utterance]:
+    return [u for u in utterances if u.split == split]
 
 
 def featurise(wave: np.ndarray, settings: FeatureSettings) -> torch.Tensor:

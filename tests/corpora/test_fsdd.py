@@ -8,36 +8,22 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from speechrnn.corpora import fsdd
 from speechrnn.corpora.fsdd import FSDDDataModule
 from speechrnn.errors import SpeechRNNError
+from tones import write_fsdd_recordings
 
-RATE = 8000
 SPEAKERS = ("alice", "bob", "carol")
 INDICES = range(12)  # 0-4 test, 5-9 validation, 10-11 train in the conventional split
 SHARED_ROOT = Path("/work/shared/data")
 
 
-def write_recordings(folder, speakers=SPEAKERS):
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for digit in range(10):
-        for speaker in speakers:
-            for index in INDICES:
-                t = np.arange(int(rng.uniform(0.2, 0.5) * RATE)) / RATE
-                wave = 0.3 * np.sin(2 * np.pi * (300 + 50 * digit) * t)
-                wave += 0.01 * rng.standard_normal(len(t))
-                sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave, RATE, subtype="PCM_16")
-
-
 @pytest.fixture
 def recordings(tmp_path):
     folder = tmp_path / "data" / "fsdd" / "recordings"
-    write_recordings(folder)
+    write_fsdd_recordings(folder, SPEAKERS, INDICES)
     return folder
 
 
@@ -93,7 +79,7 @@ def test_download_keeps_only_the_recordings_of_the_served_archive(
     tmp_path, monkeypatch, make_data, server
 ):
     source = tmp_path / "src"
-    write_recordings(source / "recordings", speakers=("alice",))
+    write_fsdd_recordings(source / "recordings", ("alice",), INDICES)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
         zipped.writestr(f"{fsdd.ARCHIVE_TOP}/README.md", "FSDD")

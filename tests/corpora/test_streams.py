@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
+from pipelines.configs import CONFIGS, recipe_args
+from speechrnn.cli import main
+from speechrnn.corpora.fsdd import FSDDDataModule
 from speechrnn.corpora.streams import (
     CLEAR_S,
     INSIDE_MARGIN_S,
@@ -11,9 +15,10 @@ from speechrnn.corpora.streams import (
     read_timeline,
 )
 from speechrnn.data.features import MFCC
+from speechrnn.data.pipeline import build_data_module
 from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming.detect import BACKGROUND
-from tones import ToneDataModule
+from tones import ToneDataModule, write_fsdd_recordings
 
 
 def streams(tmp_path, seed: int = 0, cache=None) -> StreamDataModule:
@@ -139,3 +144,105 @@ def test_a_keyword_cannot_be_a_filler(tmp_path):
     keywords = ToneDataModule(data_root=str(tmp_path))
     with pytest.raises(SpeechRNNError, match=r"\['1'\] given as fillers"):
         StreamDataModule(keywords, ToneDataModule(num_classes=5, data_root=str(tmp_path)), filler_words=["1", "3"])
+
+
+def test_a_keyword_label_the_corpus_lacks_is_refused_naming_it(tmp_path):
+    keywords, fillers = ToneDataModule(data_root=str(tmp_path)), ToneDataModule(num_classes=5, data_root=str(tmp_path))
+    with pytest.raises(SpeechRNNError, match=r"keyword_labels \['7'\] are not labels of tones \['0', '1', '2'\]"):
+        StreamDataModule(keywords, fillers, filler_words=["3", "4"], keyword_labels=["1", "7"])
+    with pytest.raises(SpeechRNNError, match="keyword_labels is empty"):
+        StreamDataModule(keywords, fillers, filler_words=["3", "4"], keyword_labels=[])
+
+
+# ----- the honest setting: some of the corpus's labels are keywords, the others real unknown words -----
+
+KEYWORDS, UNKNOWN = ["0", "1"], {"2", "3"}
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory):
+    """Tones 0-1 as keywords and 2-3 of the same corpus as unknown words; tones 4-5 as fillers."""
+    root = tmp_path_factory.mktemp("honest")
+    keywords = ToneDataModule(num_classes=4, data_root=str(root / "keywords"), cache_dir=str(root / "cache"))
+    fillers = ToneDataModule(num_classes=6, per_class=12, data_root=str(root / "fillers"))
+    dm = StreamDataModule(keywords, fillers, filler_words=["4", "5"], keyword_labels=["1", "0"], window_s=(0.5, 1.0),
+                          keyword_free_s=60.0)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_the_models_labels_are_the_keywords_and_background(honest):
+    assert honest.labels == [*KEYWORDS, BACKGROUND]  # in the corpus's order
+    assert build_data_module(honest.description()).labels == honest.labels  # as a checkpoint rebuilds it
+
+
+def test_unknown_words_are_in_each_tape_once_and_never_keywords(honest):
+    for split in ("train", "validation", "test"):
+        keys = {u.key for u in honest.keywords.utterances() if u.split == split and u.label in UNKNOWN}
+        events = read_timeline(honest.directory / f"{split}.json")["events"]
+        unknowns = [e for e in events if e["kind"] == "unknown"]
+        assert sorted(e["source"] for e in unknowns) == sorted(keys) and keys
+        assert {e["label"] for e in unknowns} == UNKNOWN
+        assert {e["label"] for e in events if e["kind"] == "keyword"} == set(KEYWORDS)
+
+
+def test_windows_ending_just_after_an_unknown_word_are_background(honest):
+    train = honest.splits["train"]
+    events = read_timeline(honest.directory / "train.json")["events"]
+    kinds = [e["kind"] for e in events]
+    hop = honest.features.frame_s
+    # negatives=4 per keyword, filler_negatives=1 per filler and per unknown word
+    background = 4 * kinds.count("keyword") + kinds.count("filler") + kinds.count("unknown")
+    assert int((train.targets == honest.labels.index(BACKGROUND)).sum()) == background
+    ends = [(last, honest.labels[target]) for (_, last), target in
+            zip(window_spans(honest, "train"), train.targets.tolist(), strict=True)]
+    for word in (e for e in events if e["kind"] == "unknown"):
+        after = [label for last, label in ends if POSITIVE_S[0] - hop <= last * hop - word["end_s"] <= POSITIVE_S[1] + hop]
+        assert after and set(after) == {BACKGROUND}, (word, after)
+
+
+def test_the_keyword_free_stream_holds_real_unknown_words(honest):
+    keys = {u.key for u in honest.keywords.utterances() if u.split == "test" and u.label in UNKNOWN}
+    events = read_timeline(honest.stream_files("test")["keyword_free"])["events"]
+    assert {e["kind"] for e in events} == {"unknown", "filler", "noise", "silence"}
+    spoken = [e for e in events if e["kind"] == "unknown"]
+    assert {e["source"] for e in spoken} <= keys and len(spoken) > len(keys)  # drawn again and again
+
+
+def real_words(events: list[dict]) -> list[dict]:
+    return [e for e in events if e["kind"] in ("keyword", "unknown")]
+
+
+def test_held_out_speakers_are_the_only_voices_of_the_test_streams(tmp_path):
+    write_fsdd_recordings(tmp_path / "fsdd" / "recordings", ("alice", "bob", "carol"), range(8))
+    keywords = FSDDDataModule(split="speakers", test_speakers=["bob"], data_root=str(tmp_path),
+                              cache_dir=str(tmp_path / "cache"))
+    fillers = ToneDataModule(num_classes=7, data_root=str(tmp_path / "fillers"))
+    dm = StreamDataModule(keywords, fillers, filler_words=["5", "6"], keyword_labels=["0", "1", "2", "3", "4"],
+                          window_s=(0.5, 1.0), keyword_free_s=30.0)
+    dm.prepare_data()
+    bob = {u.key for u in keywords.utterances() if u.speaker == "bob"}
+    for split in ("train", "validation", "test"):
+        spoken = real_words(read_timeline(dm.directory / f"{split}.json")["events"])
+        assert all(e["speaker"] == e["source"].split("_")[1] for e in spoken)  # the event names its speaker
+        speakers = {e["speaker"] for e in spoken}
+        assert speakers == ({"bob"} if split == "test" else {"alice", "carol"}), split
+    test = real_words(read_timeline(dm.stream_files("test")["keywords"])["events"])
+    assert {e["source"] for e in test} == bob  # every held-out recording, keywords and unknown words alike
+    free = real_words(read_timeline(dm.stream_files("test")["keyword_free"])["events"])
+    assert free and {e["speaker"] for e in free} == {"bob"} and {e["kind"] for e in free} == {"unknown"}
+
+
+def test_the_honest_config_holds_out_george_and_keeps_5_to_9_as_unknown_words(tmp_path, capsys):
+    config = CONFIGS / "data/fsdd_stream_heldout.yaml"
+    with pytest.raises(SystemExit):  # as `make streaming ARGS="--data ..."` stacks it
+        main(["fit", *recipe_args(config), "--config", str(CONFIGS / "model/gru.yaml"), "--print_config"])
+    data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+    assert data["keyword_labels"] == ["0", "1", "2", "3", "4"]
+    assert (data["keywords"]["init_args"]["split"], data["keywords"]["init_args"]["test_speakers"]) == (
+        "speakers", ["george"])
+    write_fsdd_recordings(tmp_path / "fsdd" / "recordings", ("george", "jackson"), range(8))
+    dm = build_data_module(config, data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    assert dm.labels == ["0", "1", "2", "3", "4", BACKGROUND]
+    assert {u.speaker for u in dm.keywords.utterances() if u.split == "test"} == {"george"}
