@@ -150,10 +150,10 @@ def test_streamed_posteriors_of_a_clip_end_on_what_predict_gives_it(checkpoint, 
         assert len(lines) == frames and lines[-1]["t_s"] == pytest.approx(ckpt.features.ready_s(frames - 1))
 
 
-def test_an_hour_of_silence_streams_in_bounded_memory_without_detections(checkpoint):
+@pytest.mark.parametrize("seconds", [120, pytest.param(3600, marks=pytest.mark.slow)])
+def test_an_hour_of_silence_streams_in_bounded_memory_without_detections(checkpoint, seconds):
     streamer = Streamer.from_checkpoint(load_checkpoint(checkpoint))
     detector = Detector(streamer.labels, streamer.settings)
-    seconds = 3600
     result = spot(streamer, detector, (torch.zeros(SAMPLE_RATE) for _ in range(seconds)), keep=False)
     assert result.detections == [] and result.duration_s == seconds
     assert len(streamer.frames.buffer) < SETTINGS.n_fft + SAMPLE_RATE and len(detector.history) < 10
