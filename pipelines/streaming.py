@@ -42,7 +42,8 @@ import torch
 from pipelines.configs import CONFIGS, recipe_args, trainer_args
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import exit_on_user_error, run_lightning
-from speechrnn.corpora.streams import SCORED_SPLITS, featurise, read_timeline
+from speechrnn.corpora.streams import SCORED_SPLITS
+from speechrnn.corpora.tapes import featurise, read_timeline
 from speechrnn.data.chunks import read_chunks
 from speechrnn.data.pipeline import build_data_module
 from speechrnn.plots import plot_stream

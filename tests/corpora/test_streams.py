@@ -12,8 +12,8 @@ from speechrnn.corpora.streams import (
     INSIDE_MARGIN_S,
     POSITIVE_S,
     StreamDataModule,
-    read_timeline,
 )
+from speechrnn.corpora.tapes import read_timeline
 from speechrnn.data.features import MFCC
 from speechrnn.data.pipeline import build_data_module
 from speechrnn.errors import SpeechRNNError
