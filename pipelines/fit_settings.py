@@ -1,16 +1,21 @@
 """What a pipeline's fit was trained under, so a rerun reuses a finished fit only under the same.
 
-A LOSO fold or a sweep run whose results exist is skipped, so an interrupted pipeline resumes.
-A rerun with another hidden size or epoch budget must not pick those results up as its own:
-each fit records :func:`fit_settings` beside its results, and :func:`check_reusable` compares.
+A LOSO fold, a sweep run or a spotter whose results exist is skipped, so an interrupted pipeline
+resumes. A rerun with another hidden size or epoch budget must not pick those results up as its
+own: each fit records :func:`fit_settings` beside its results, and :func:`check_reusable`
+compares. :func:`is_finished` and :func:`fit_recorded` do both for a fit in its own run folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
+from speechrnn.cli import run_lightning
 from speechrnn.errors import SpeechRNNError
+from speechrnn.files import write_json
 
 NAMING = "--trainer.logger.init_args."  # the W&B run's name, group and tags: they change no number
 
@@ -70,3 +75,20 @@ def check_reusable(folder: Path, recorded: dict | None, wanted: dict, out: Path)
     if recorded != wanted:
         raise SpeechRNNError(f"{folder} was trained under other settings ({difference(recorded, wanted)}); "
                              f"pass another --out for these settings, or remove {out} to train them there")
+
+
+def is_finished(run_dir: Path, args: list[str], out: Path) -> bool:
+    """True when the fit in ``run_dir`` has its results, trained under ``args``; refused when under others."""
+    if not (run_dir / "results.json").is_file():
+        return False
+    settings = run_dir / "settings.json"
+    recorded = json.loads(settings.read_text()) if settings.is_file() else None
+    check_reusable(run_dir, recorded, fit_settings(args), out)
+    return True
+
+
+def fit_recorded(run_dir: Path, args: list[str]) -> None:
+    """``speechrnn fit args`` into ``run_dir``, its settings recorded first (an interrupted fit starts again)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    write_json(run_dir / "settings.json", fit_settings(args))  # before the fit: results imply settings
+    run_lightning(args)

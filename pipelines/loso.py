@@ -30,7 +30,6 @@ import argparse
 import hashlib
 import inspect
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -39,8 +38,8 @@ import yaml
 from tqdm import tqdm
 
 from pipelines.configs import CONFIGS, recipe_args, trainer_args
-from pipelines.fit_settings import check_reusable, fit_settings
-from speechrnn.cli import exit_on_user_error, run_lightning
+from pipelines.fit_settings import fit_recorded, is_finished
+from speechrnn.cli import exit_on_user_error
 from speechrnn.commands.compare import markdown_table, percent
 from speechrnn.data.pipeline import build_data_module, data_module_class
 from speechrnn.errors import SpeechRNNError
@@ -104,23 +103,6 @@ def fold_args(cell: str, fold: str, held_out: list[str], run_dir: Path, data_con
             "--trainer.logger.init_args.name", f"loso-{cell}-{fold}",
             "--run_dir", str(run_dir),
             *overrides]
-
-
-def is_finished(run_dir: Path, args: list[str], out: Path) -> bool:
-    """True when the fold in ``run_dir`` has its results, trained under ``args``; refused when under others."""
-    if not (run_dir / "results.json").is_file():
-        return False
-    settings = run_dir / "settings.json"
-    recorded = json.loads(settings.read_text()) if settings.is_file() else None
-    check_reusable(run_dir, recorded, fit_settings(args), out)
-    return True
-
-
-def fit_fold(run_dir: Path, args: list[str]) -> None:
-    """One fold through the CLI (``args`` from :func:`fold_args`), recording its settings first."""
-    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted fold starts again
-    write_json(run_dir / "settings.json", fit_settings(args))  # before the fit: results imply settings
-    run_lightning(args)
 
 
 def pooled_test(folds: list[dict]) -> dict:
@@ -210,7 +192,7 @@ def main(argv: list[str] | None = None) -> Path:
     with tqdm(todo, unit="fold", desc="leave speakers out") as progress:
         for cell, fold in progress:
             progress.set_postfix_str(f"{cell}, test {fold}")
-            fit_fold(args.out / cell / fold, plan[cell, fold])
+            fit_recorded(args.out / cell / fold, plan[cell, fold])
     folds = {cell: {fold: json.loads((args.out / cell / fold / "results.json").read_text()) for fold in held_out}
              for cell in args.cells}
     table = write_report(args.out, summarise(folds), overrides)

@@ -40,12 +40,14 @@ import soundfile as sf
 import torch
 
 from pipelines.configs import CONFIGS, recipe_args, trainer_args
+from pipelines.fit_settings import fit_recorded, is_finished
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
-from speechrnn.cli import exit_on_user_error, run_lightning
+from speechrnn.cli import exit_on_user_error
 from speechrnn.corpora.streams import SCORED_SPLITS
 from speechrnn.corpora.tapes import featurise, read_timeline
 from speechrnn.data.chunks import read_chunks
 from speechrnn.data.pipeline import build_data_module
+from speechrnn.files import write_json
 from speechrnn.plots import plot_stream
 from speechrnn.streaming.detect import Detector, OperatingPoint, detect, score
 from speechrnn.streaming.export import OnnxStep, export_onnx, quantize_onnx
@@ -62,11 +64,11 @@ TARGET = {"detection_rate": 0.95, "false_alarms_per_hour": 1.0, "rtf": 0.05}
 FIGURE_S = 40.0
 
 
-def train_one(cell: str, run_dir: Path, data_config: Path, data_args: list[str], overrides: list[str]) -> Path:
-    """Fit one encoder through the CLI (unless its run is complete); its best checkpoint."""
-    if not (run_dir / "results.json").is_file():
-        run_lightning([
-            "fit",
+def train_one(cell: str, out: Path, data_config: Path, data_args: list[str], overrides: list[str]) -> Path:
+    """Fit one encoder through the CLI into ``out / cell`` (unless it finished there under the same
+    settings; refused if under others); its best checkpoint."""
+    run_dir = out / cell
+    args = ["fit",
             *recipe_args(data_config),
             "--config", str(CONFIGS / f"model/{cell}.yaml"),
             *trainer_args(CONFIGS / "trainer/cpu.yaml"),
@@ -74,8 +76,9 @@ def train_one(cell: str, run_dir: Path, data_config: Path, data_args: list[str],
             "--run_dir", str(run_dir),
             "--trainer.logger.init_args.name", f"stream-{cell}",
             "--trainer.enable_progress_bar", "false",
-            *data_args, *overrides,
-        ])
+            *data_args, *overrides]
+    if not is_finished(run_dir, args, out):
+        fit_recorded(run_dir, args)
     return Path(json.loads((run_dir / "results.json").read_text())["checkpoint"])
 
 
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> Path:
     summary = args.out / "results.json"
     results = json.loads(summary.read_text())["cells"] if summary.is_file() else {}  # a rerun keeps them
     for cell in args.cells:
-        checkpoint = load_checkpoint(train_one(cell, args.out / cell, args.data, data_args, overrides))
+        checkpoint = load_checkpoint(train_one(cell, args.out, args.data, data_args, overrides))
         streams = stream_files(args.out / cell)
         if results.get(cell, {}).get("streams") != str(streams["test"]["keywords"].parent):
             tuned = tune(checkpoint, streams["validation"])
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> Path:
                              "test": evaluate(checkpoint, tuned["detector"], streams["test"])[0],
                              "checkpoint": str(checkpoint.path), "streams": str(streams["test"]["keywords"].parent),
                              "window_accuracy": window_accuracy}
-            summary.write_text(json.dumps({"target": TARGET, "cells": results}, indent=1))
+            write_json(summary, {"target": TARGET, "cells": results})
         print(f"{cell}: {json.dumps(results[cell]['test'])}", flush=True)
     text = table({cell: results[cell] for cell in args.cells})
     (args.out / "table.md").write_text(text + "\n")
@@ -264,7 +267,7 @@ def main(argv: list[str] | None = None) -> Path:
     plot_stream(envelope, posteriors, checkpoint.labels, checkpoint.features.frame_s, detections,
                 args.out / "stream.png", threshold=detector.threshold, truth=truth, title=f"{best}: the first {FIGURE_S:g} s of the test stream")
     export = {"cell": best, **onnx_figures(checkpoint, detector, test_streams, args.out / best)}
-    summary.write_text(json.dumps({"target": TARGET, "cells": results, "export": export}, indent=1))
+    write_json(summary, {"target": TARGET, "cells": results, "export": export})
     print(f"\n{text}\n\nexport ({best}): {json.dumps(export)}")
     print(f"streaming pipeline finished in {time.perf_counter() - started:.0f} s; results in {args.out}/")
     return args.out

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from pipelines import fit_settings
 from speechrnn.errors import SpeechRNNError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +125,7 @@ def test_a_rerun_with_other_settings_never_reuses_the_old_folds(loso, tmp_path, 
     def no_training(argv):
         raise AssertionError(f"a fold trained: {argv}")
 
-    monkeypatch.setattr(loso, "run_lightning", no_training)
+    monkeypatch.setattr(fit_settings, "run_lightning", no_training)
     for other in (["--epochs", "2", "--model.hidden_size=8"], ["--epochs", "1", "--model.hidden_size=4"]):
         with pytest.raises(SpeechRNNError, match=r"gru/ann was trained under other settings .*another --out"):
             loso.main([*args, *other])

@@ -16,6 +16,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -120,18 +121,18 @@ def main(argv: list[str]) -> None:
     else:
         chunks = read_chunks(args.file, settings.sample_rate, args.chunk_s, notify=note)
     source = str(args.file) if args.file else "the microphone"
-    on_detection = lambda det: print(json.dumps(det.to_json()), flush=True)
-    if args.posteriors is None:
-        result = spot(streamer, detector, chunks, keep=args.plot is not None, on_detection=on_detection,
-                      source=source)
-    else:
-        with atomic_write(args.posteriors) as tmp, tmp.open("w") as file:
-            result = spot(streamer, detector, chunks, keep=args.plot is not None, on_detection=on_detection,
-                          on_posteriors=PosteriorWriter(file, streamer.labels, streamer), source=source)
+    with ExitStack() as outputs:  # the posteriors file is renamed into place once the stream is done
+        writer = None
+        if args.posteriors is not None:
+            file = outputs.enter_context(outputs.enter_context(atomic_write(args.posteriors)).open("w"))
+            writer = PosteriorWriter(file, streamer.labels, streamer)
+        result = spot(streamer, detector, chunks, keep=args.plot is not None, on_posteriors=writer, source=source,
+                      on_detection=lambda det: print(json.dumps(det.to_json()), flush=True))
+    if args.posteriors is not None:
         note(f"posteriors written to {args.posteriors}")
     if args.plot:
         from speechrnn.plots import plot_stream
 
         plot_stream(result.envelope, result.posteriors, streamer.labels, settings.frame_s, result.detections,
-                    args.plot, threshold=point.threshold, title=f"{args.file or 'microphone'}")
+                    args.plot, threshold=point.threshold, title=source)
         note(f"figure written to {args.plot}")
