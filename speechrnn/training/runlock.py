@@ -18,10 +18,13 @@ import fcntl
 import logging
 import os
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.processes import HOST
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
+    from typing import Self
 
 log = logging.getLogger(__name__)
 
