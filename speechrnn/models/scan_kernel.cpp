@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -27,31 +28,51 @@ struct Given {
   }
 };
 
+// exp(x) for x <= 0, written out so the loops that call it vectorise without a library call:
+// exp(x) = 2^n exp(r), n = round(x / ln 2), |r| <= ln 2 / 2, exp(r) by Cephes' expf polynomial
+// (about 1 ulp). Below -87 it returns exp(-87) ~ 1.6e-38, where 2^n is still a normal float.
+// float64 keeps the library's exp: its gradients are checked by finite differences.
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.0f);
+  float n = std::nearbyint(x * 1.44269504f);
+  float r = std::fma(n, 2.12194440e-4f, std::fma(n, -0.693359375f, x));  // x - n ln 2 in two parts
+  float p = 1.9875691500e-4f;
+  p = std::fma(p, r, 1.3981999507e-3f);
+  p = std::fma(p, r, 8.3334519073e-3f);
+  p = std::fma(p, r, 4.1665795894e-2f);
+  p = std::fma(p, r, 1.6666665459e-1f);
+  p = std::fma(p, r, 5.0000001201e-1f);
+  p = std::fma(p * r, r, r + 1.0f);
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+inline double exp_nonpositive(double x) { return std::exp(x); }
+
 // minGRU: a = W_z x (update), b = W_h x (candidate); keep = 1 - z = sigmoid(-a), write = z g(b).
 struct MinGRU {
-  // sigmoid(a) and sigmoid(-a) from exp(-|a|) <= 1, so no a overflows
-  template <typename T> static void update(T a, T& z, T& keep) {
-    T e = std::exp(-std::fabs(a)), p = T(1) / (T(1) + e), q = e * p;
-    z = a >= 0 ? p : q;
-    keep = a >= 0 ? q : p;
-  }
-  // the paper's g: b + 1/2 at and above 0, sigmoid(b) below; and its slope
-  template <typename T> static void candidate(T b, T& value, T& slope) {
-    T e = std::exp(-std::fabs(b)), s = e / (T(1) + e);
+  // z = sigmoid(a) and keep = sigmoid(-a) from e = exp(-|a|) <= 1, so no a overflows; the
+  // paper's g(b) = b + 1/2 at and above 0, sigmoid(b) = f / (1 + f) below (f = exp(b)), and its
+  // slope; both sigmoids share one division, r = 1 / ((1 + e)(1 + f)).
+  template <typename T> static void gates(T a, T b, T& z, T& keep, T& value, T& slope) {
+    T e = exp_nonpositive(-std::fabs(a)), f = exp_nonpositive(std::min(b, T(0)));
+    T r = T(1) / ((T(1) + e) * (T(1) + f));
+    T p = (T(1) + f) * r, s = f * (T(1) + e) * r;  // 1 / (1 + e), and sigmoid(b) below 0
+    z = a >= 0 ? p : e * p;
+    keep = a >= 0 ? e * p : p;
     value = b >= 0 ? b + T(0.5) : s;
     slope = b >= 0 ? T(1) : s * (T(1) - s);
   }
   template <typename T> static void forward(T a, T b, T& keep, T& write) {
     T z, value, slope;
-    update(a, z, keep);
-    candidate(b, value, slope);
+    gates(a, b, z, keep, value, slope);
     write = z * value;
   }
   template <typename T>
   static void backward(T a, T b, T grad, T previous, T& keep, T& grad_a, T& grad_b) {
     T z, value, slope;
-    update(a, z, keep);
-    candidate(b, value, slope);
+    gates(a, b, z, keep, value, slope);
     grad_a = z * keep * grad * (value - previous);  // dz/da = z (1 - z); d keep/da = -z (1 - z)
     grad_b = grad * z * slope;
   }
