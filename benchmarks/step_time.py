@@ -138,6 +138,9 @@ def min_gru_summary(rows: dict[str, list[tuple[float, float]]], args: argparse.N
     i = args.lengths.index(frames)
     seconds = rows["mingru"][i][0]
     ratios = ", ".join(f"{rows[cell][i][0] / seconds:.1f}x {cell}" for cell in sequential)
+    if sequential:
+        fastest = min(sequential, key=lambda cell: rows[cell][i][0])
+        ratios = f"{rows[fastest][i][0] / seconds:.1f}x the fastest sequential cell ({fastest}); {ratios}"
     moved = min_gru_bytes(args.batch_size, frames, FEATURE_DIM, args.hidden_size)
     speed = bandwidth(args.batch_size * frames * args.hidden_size)  # arrays the size of the states
     floor = moved / speed["triad"]

@@ -108,7 +108,7 @@ class RecurrentEncoder(nn.Module):
             if len(directions) == 2:
                 backward = directions[1](reverse_padded(x, lengths))[0]
                 outputs.append(reverse_padded(backward, lengths))
-            x = torch.cat(outputs, dim=-1)  # (B, T, H * directions)
+            x = torch.cat(outputs, dim=-1) if len(outputs) == 2 else outputs[0]  # (B, T, H * directions)
         return x
 
     # ----- streaming: the state carried from one chunk of frames to the next -------------------

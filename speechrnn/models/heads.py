@@ -31,7 +31,8 @@ class UtteranceHead(nn.Module):
         if self.pooling == "last":
             pooled = states[torch.arange(len(states), device=states.device), lengths - 1]  # (B, H)
         elif self.pooling == "mean":
-            pooled = (states * mask[..., None]).sum(1) / lengths[:, None]
+            # (B, 1, T) @ (B, T, H): no masked (B, T, H) copy of the states, forward or backward
+            pooled = torch.bmm(mask[:, None].to(states.dtype), states).squeeze(1) / lengths[:, None]
         else:
             scores = self.score(states).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
             pooled = (scores.softmax(1)[..., None] * states).sum(1)

@@ -56,7 +56,16 @@ def _library() -> ctypes.CDLL | None:
             warnings.warn(f"minGRU's CPU kernel did not compile, using the slower torch scan:\n{err.stderr}",
                           stacklevel=3)
             return None
-        return ctypes.CDLL(str(library))  # mapped into the process: the file may go
+        loaded = ctypes.CDLL(str(library))  # mapped into the process: the file may go
+    # declared, so that plain ints (addresses, sizes) pass without a ctypes object each
+    address, size = ctypes.c_void_p, ctypes.c_int64
+    for gates in ("given", "mingru"):
+        for dtype in DTYPES.values():
+            getattr(loaded, f"forward_{gates}_{dtype}").argtypes = [address, address, size, *[address] * 3,
+                                                                      *[size] * 4]
+            getattr(loaded, f"backward_{gates}_{dtype}").argtypes = [address, address, size, *[address] * 8,
+                                                                       *[size] * 4]
+    return loaded
 
 
 def kernel(x: Tensor) -> ctypes.CDLL | None:
@@ -72,8 +81,9 @@ CACHE_BYTES = 2**20  # a block's projections fit a core's L2 cache (1-2 MiB on c
 
 def linear_scan(library: ctypes.CDLL, decay: Tensor, drive: Tensor, h0: Tensor) -> Tensor:
     """``h_t = decay_t * h_{t-1} + drive_t`` over ``(B, T, H)`` from ``h0`` ``(B, H)``, one pass; no autograd."""
-    h = torch.empty_like(drive, memory_format=torch.contiguous_format)
-    _forward(library, "given", decay.contiguous(), drive.contiguous(), h0.contiguous(), h)
+    decay, drive, h0 = decay.contiguous(), drive.contiguous(), h0.contiguous()
+    h, no_bias = torch.empty_like(drive), drive.new_zeros(2 * drive.shape[-1])
+    _run(library, "forward_given", h, decay.data_ptr(), drive.data_ptr(), h.shape[-1], no_bias, h0, h)
     return h
 
 
@@ -82,8 +92,10 @@ def linear_scan_backward(library: ctypes.CDLL, decay: Tensor, h0: Tensor, h: Ten
     """Gradients of decay, drive and ``h0`` from those of the states ``h``: one reverse pass."""
     decay, h0 = decay.contiguous(), h0.contiguous()
     grad_decay, grad_drive, grad_h0 = torch.empty_like(decay), torch.empty_like(decay), torch.empty_like(h0)
+    no_bias, unused_sums = decay.new_zeros(2 * decay.shape[-1]), decay.new_empty(len(decay), 2 * decay.shape[-1])
     # the given gates read no drive in backward: decay stands in for it
-    _backward(library, "given", decay, decay, h0, h, grad_h.contiguous(), grad_decay, grad_drive, grad_h0)
+    _run(library, "backward_given", h, decay.data_ptr(), decay.data_ptr(), h.shape[-1], no_bias, h0, h,
+         grad_h.contiguous(), grad_decay, grad_drive, unused_sums, grad_h0)
     return grad_decay, grad_drive, grad_h0
 
 
@@ -91,18 +103,19 @@ class MinGRUScan(torch.autograd.Function):
     """A minGRU layer: ``x`` ``(B, T, F)``, both projections stacked (``weight`` ``(2H, F)``: update
     then candidate; ``bias`` ``(2H,)``) and ``h0`` ``(B, H)`` -> states ``(B, T, H)``.
 
-    Batch rows go a few at a time: their projections (one matmul) land in a buffer that stays in
-    cache while the kernel reads them, so no ``(B, T, 2H)`` tensor is ever allocated or saved
-    (saved: ``x`` and the states). Backward recomputes each block's projections the same way,
-    runs the reverse pass into a second block buffer, and adds that block's weight gradients.
+    Batch rows go a few at a time: their projections (one matmul, without the bias, which the
+    kernel adds) land in a buffer that stays in cache while the kernel reads them, so no
+    ``(B, T, 2H)`` tensor is ever allocated or saved (saved: ``x`` and the states). Backward
+    recomputes each block's projections the same way, runs the reverse pass into a second block
+    buffer (summing the bias gradients as it goes), and adds that block's weight gradients.
     """
 
     @staticmethod
     def forward(ctx, library: ctypes.CDLL, x: Tensor, weight: Tensor, bias: Tensor, h0: Tensor) -> Tensor:
-        x, h0 = x.contiguous(), h0.contiguous()
+        x, bias, h0 = x.contiguous(), bias.contiguous(), h0.contiguous()
         h = x.new_empty(*x.shape[:2], weight.shape[0] // 2)
-        for rows, projection in _projections(x, weight, bias):
-            _forward(library, "mingru", *projection.chunk(2, dim=-1), h0[rows], h[rows])
+        for rows, projection in _projections(x, weight):
+            _run(library, "forward_mingru", h[rows], *_halves(projection), bias, h0[rows], h[rows])
         ctx.save_for_backward(x, weight, bias, h0, h)
         ctx.library = library
         return h
@@ -114,52 +127,44 @@ class MinGRUScan(torch.autograd.Function):
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[1] else None
         # (F, 2H): x^T @ grad is a third faster than grad^T @ x with MKL at these shapes
         grad_weight_t = weight.new_zeros(weight.shape[1], weight.shape[0])
-        grad_bias, grad_h0 = torch.zeros_like(bias), torch.empty_like(h0)
-        grad_block = None
-        for rows, projection in _projections(x, weight, bias):
-            grad_block = torch.empty_like(projection) if grad_block is None else grad_block[:len(projection)]
-            _backward(ctx.library, "mingru", *projection.chunk(2, dim=-1), h0[rows], h[rows], grad_h[rows],
-                      *grad_block.chunk(2, dim=-1), grad_h0[rows])
-            grad_pre, inputs = grad_block.flatten(0, 1), x[rows].flatten(0, 1)  # (n T, 2H), (n T, F)
+        grad_bias, grad_h0 = x.new_empty(len(x), len(bias)), torch.empty_like(h0)  # bias: per batch row
+        grad_buffer = None
+        for rows, projection in _projections(x, weight):
+            grad_buffer = torch.empty_like(projection) if grad_buffer is None else grad_buffer
+            grad_pre = grad_buffer[:len(projection)]  # (n T, 2H)
+            _run(ctx.library, "backward_mingru", h[rows], *_halves(projection), bias, h0[rows], h[rows],
+                 grad_h[rows], *_halves(grad_pre)[:2], grad_bias[rows], grad_h0[rows])
+            inputs = x[rows].flatten(0, 1)  # (n T, F)
             grad_weight_t.addmm_(inputs.t(), grad_pre)
-            grad_bias += grad_pre.sum(0)
             if grad_x is not None:
                 torch.mm(grad_pre, weight, out=grad_x[rows].view_as(inputs))
-        return None, grad_x, grad_weight_t.t(), grad_bias, grad_h0
+        return None, grad_x, grad_weight_t.t(), grad_bias.sum(0), grad_h0
 
 
-def _projections(x: Tensor, weight: Tensor, bias: Tensor):
-    """``(rows, x[rows] @ weight.T + bias)`` for blocks of batch rows, in one reused buffer."""
+def _projections(x: Tensor, weight: Tensor):
+    """``(rows, x[rows] @ weight.T)`` (``(n T, 2H)``) for blocks of batch rows, in one reused buffer."""
     batch, frames, _ = x.shape
     block = max(torch.get_num_threads(), CACHE_BYTES // (frames * weight.shape[0] * x.element_size()))
-    buffer = x.new_empty(min(block, batch), frames, weight.shape[0])
+    inputs, weight_t = x.flatten(0, 1), weight.t()
+    buffer = x.new_empty(min(block, batch) * frames, weight.shape[0])
     for start in range(0, batch, block):
         rows = slice(start, min(start + block, batch))
-        projection = buffer[:rows.stop - start]
-        torch.addmm(bias, x[rows].flatten(0, 1), weight.t(), out=projection.view(-1, weight.shape[0]))
+        projection = buffer[:(rows.stop - start) * frames]
+        torch.mm(inputs[rows.start * frames:rows.stop * frames], weight_t, out=projection)
         yield rows, projection
 
 
-def _forward(library: ctypes.CDLL, gates: str, a: Tensor, b: Tensor, h0: Tensor, h: Tensor) -> None:
-    """Fill ``h`` ``(n, T, H)``; ``a`` and ``b`` ``(n, T, H)`` share a row stride (see ``scan_kernel.cpp``)."""
-    getattr(library, f"forward_{gates}_{DTYPES[h.dtype]}")(
-        *map(_pointer, (a, b)), _stride(a), *map(_pointer, (h0, h)), *_sizes(h))
+def _halves(rows: Tensor) -> tuple[int, int, int]:
+    """Addresses of the two halves of each row of ``(N, 2H)`` ``rows``, and their row stride."""
+    start = rows.data_ptr()
+    return start, start + rows.shape[1] // 2 * rows.element_size(), rows.shape[1]
 
 
-def _backward(library: ctypes.CDLL, gates: str, a: Tensor, b: Tensor, h0: Tensor, h: Tensor, grad_h: Tensor,
-              grad_a: Tensor, grad_b: Tensor, grad_h0: Tensor) -> None:
-    """Fill ``grad_a``, ``grad_b`` (laid out as ``a``, ``b``) and ``grad_h0`` from ``grad_h``."""
-    getattr(library, f"backward_{gates}_{DTYPES[h.dtype]}")(
-        *map(_pointer, (a, b)), _stride(a), *map(_pointer, (h0, h, grad_h, grad_a, grad_b, grad_h0)), *_sizes(h))
-
-
-def _pointer(tensor: Tensor) -> ctypes.c_void_p:
-    return ctypes.c_void_p(tensor.data_ptr())
-
-
-def _stride(rows: Tensor) -> ctypes.c_int64:
-    return ctypes.c_int64(rows.stride(1))
-
-
-def _sizes(h: Tensor) -> tuple[ctypes.c_int64, ...]:
-    return tuple(map(ctypes.c_int64, (*h.shape, torch.get_num_threads())))
+def _run(library: ctypes.CDLL, name: str, h: Tensor, a: int, b: int, stride: int, *arrays: Tensor | int) -> None:
+    """Call ``scan_kernel.cpp``'s ``name`` for the states ``h`` ``(n, T, H)``: gate inputs at
+    addresses ``a`` and ``b``, rows ``stride`` elements apart; then bias, h0, h (forward) and
+    grad_h, grad_a, grad_b (laid out as ``a``, ``b``), grad_bias ``(n, 2H)`` (each batch row's
+    sum over frames) and grad_h0 (backward), as tensors or addresses."""
+    getattr(library, f"{name}_{DTYPES[h.dtype]}")(
+        a, b, stride, *(array if isinstance(array, int) else array.data_ptr() for array in arrays), *h.shape,
+        torch.get_num_threads())
