@@ -43,12 +43,16 @@ DEFAULT = "default"  # the recipe with no overrides: the corpus's own
 
 
 def recipe_flags(recipe: dict) -> list[str]:
-    """``--data.init_args.KEY VALUE`` and ``--model.KEY VALUE`` for a recipe's overrides (values as JSON)."""
+    """``--data.init_args.KEY=VALUE`` and ``--model.KEY=VALUE`` for a recipe's overrides.
+
+    Lists and numbers go as JSON; a string goes bare, since a quoted one is not a choice's name.
+    """
     prefixes = {"data": "--data.init_args.", "model": "--model."}
     unknown = set(recipe) - set(prefixes)
     if unknown:
         raise SpeechRNNError(f"a tuning recipe sets {', '.join(sorted(unknown))}; only data and model keys are tuned")
-    return [f"{prefixes[part]}{key}={json.dumps(value)}" for part, keys in recipe.items() for key, value in keys.items()]
+    return [f"{prefixes[part]}{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for part, keys in recipe.items() for key, value in keys.items()]
 
 
 def fit_args(grid: dict, cell: str, recipe: str, seed: int, run_dir: Path) -> list[str]:
