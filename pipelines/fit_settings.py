@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from speechrnn.cli import run_lightning
+from speechrnn.cli import SpeechCLI, run_lightning
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import write_json
 
@@ -87,7 +87,7 @@ def is_finished(run_dir: Path, args: list[str], out: Path) -> bool:
     return True
 
 
-def fit_recorded(run_dir: Path, args: list[str]):
+def fit_recorded(run_dir: Path, args: list[str]) -> SpeechCLI:
     """``speechrnn fit args`` into ``run_dir``, its settings recorded first (an interrupted fit starts again).
 
     Returns the finished LightningCLI (its trainer holds what ``results.json`` leaves out).

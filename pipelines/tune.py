@@ -1,6 +1,7 @@
 """Tune every cell alike: the same recipes, the same budget, selected by validation accuracy.
 
     python -m pipelines.tune --grid configs/tune/fsdd.yaml --out runs/tune [-- EXTRA CLI ARGS]
+    make tune    # FSDD, read from FSDD_ROOT
 
 A corpus's default recipe is usually tuned for one cell; comparing cells under it measures the
 recipe as much as the cells. Here each cell fits every recipe of the grid (a recipe is a set of
