@@ -10,7 +10,7 @@ RUN_DIR ?= runs/$(lastword $(DATA))-$(MODEL)
 # a corpus whose recipe sets model keys has them in configs/experiment/<data>.yaml (fsdd does)
 EXPERIMENT ?= $(wildcard $(foreach data,$(DATA),configs/experiment/$(data).yaml))
 
-.PHONY: help install demo train test test-slow lint bench sweep gpu-check streaming loso
+.PHONY: help install demo train test test-slow lint bench sweep gpu-check streaming loso tune
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ sweep: install  ## accuracy, gradients and cost against length: make sweep ARGS=
 
 loso: install  ## leave-one-speaker-out on FSDD, every encoder: make loso ARGS="--epochs 10"
 	OMP_NUM_THREADS=1 $(PY) -m pipelines.loso --out runs/loso --data_root $(FSDD_ROOT) $(ARGS)
+
+tune: install  ## every cell tuned alike on FSDD, recipes chosen by validation accuracy (configs/tune/fsdd.yaml)
+	OMP_NUM_THREADS=1 $(PY) -m pipelines.tune --out runs/tune $(ARGS) -- --data.init_args.data_root=$(FSDD_ROOT)
 
 # FSDD is read where it lies (read-only is fine); without a copy beside the clone it is downloaded.
 # One torch thread per process: on a shared CPU, multi-threaded ops wait on descheduled threads

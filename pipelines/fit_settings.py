@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from speechrnn.cli import run_lightning
+from speechrnn.cli import SpeechCLI, run_lightning
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import write_json
 
@@ -87,8 +87,11 @@ def is_finished(run_dir: Path, args: list[str], out: Path) -> bool:
     return True
 
 
-def fit_recorded(run_dir: Path, args: list[str]) -> None:
-    """``speechrnn fit args`` into ``run_dir``, its settings recorded first (an interrupted fit starts again)."""
+def fit_recorded(run_dir: Path, args: list[str]) -> SpeechCLI:
+    """``speechrnn fit args`` into ``run_dir``, its settings recorded first (an interrupted fit starts again).
+
+    Returns the finished LightningCLI (its trainer holds what ``results.json`` leaves out).
+    """
     shutil.rmtree(run_dir, ignore_errors=True)
     write_json(run_dir / "settings.json", fit_settings(args))  # before the fit: results imply settings
-    run_lightning(args)
+    return run_lightning(args)

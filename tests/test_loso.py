@@ -6,17 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import yaml
 
 from pipelines import fit_settings
 from speechrnn.errors import SpeechRNNError
+from tones import SPEAKERS, write_digits
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEAKERS = ["ann", "bob", "cyd"]
-RATE = 8000
 
 
 @pytest.fixture
@@ -25,19 +22,6 @@ def loso(monkeypatch):
     import pipelines.loso
 
     return pipelines.loso
-
-
-def write_digits(root: Path) -> None:
-    """``root/fsdd/recordings/{digit}_{speaker}_{index}.wav``: digits 0-2 as tones, each voice a pitch shift."""
-    rng = np.random.default_rng(0)
-    folder = root / "fsdd" / "recordings"
-    folder.mkdir(parents=True)
-    for s, speaker in enumerate(SPEAKERS):
-        for digit in range(3):
-            for index in range(7):  # 0-4 train, 5-6 validation unless the speaker is held out
-                t = np.arange(int(rng.uniform(0.1, 0.3) * RATE)) / RATE
-                wave = 0.4 * np.sin(2 * np.pi * 400 * (digit + 1) * (1 + 0.05 * s) * t)
-                sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave.astype(np.float32), RATE)
 
 
 def reject_constant(name):

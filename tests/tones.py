@@ -111,3 +111,24 @@ class EpochLog(L.Callback):
             raise KeyboardInterrupt
         with self.path.open("a") as log:
             log.write(f"{trainer.current_epoch}\n")
+
+
+SPEAKERS = ["ann", "bob", "cyd"]  # the voices of write_digits
+
+
+def write_digits(root: Path, per_digit: int = 7) -> None:
+    """``root/fsdd/recordings/{digit}_{speaker}_{index}.wav``: digits 0-2 as tones, each voice a pitch shift.
+
+    FSDD's splits go by index: of 7 per digit, 0-4 train and 5-6 validate the voices a speakers
+    split keeps; its conventional split takes 0-4 for test and 5-9 for validation, so it needs 12
+    to train on two.
+    """
+    rng = np.random.default_rng(0)
+    folder = root / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    for s, speaker in enumerate(SPEAKERS):
+        for digit in range(3):
+            for index in range(per_digit):
+                t = np.arange(int(rng.uniform(0.1, 0.3) * SAMPLE_RATE)) / SAMPLE_RATE
+                wave = 0.4 * np.sin(2 * np.pi * 400 * (digit + 1) * (1 + 0.05 * s) * t)
+                sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave.astype(np.float32), SAMPLE_RATE)
