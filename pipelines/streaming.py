@@ -6,9 +6,9 @@ and its experiment file + the cell's model config + ``configs/trainer/base.yaml`
 ``configs/experiment/streaming.yaml``), keeping the epoch that detects the most validation keywords
 at 1 false alarm per hour. With ``--mining-rounds N``, each round then runs the last model over the
 training split's keyword-free tape, adds the windows where it fired as background examples and
-fine-tunes it on them (:mod:`speechrnn.streaming.mining`): spotter ``<cell>+mined<r>``. ``--data configs/data/fsdd_stream_heldout.yaml`` is the
-honest test: digits 0-4 are the keywords among real people saying 5-9, and the test streams hold
-a speaker the model never heard. The detector's threshold and smoothing are tuned on the
+fine-tunes it on them (:mod:`speechrnn.streaming.mining`): spotter ``<cell>+mined<r>``.
+``--data configs/data/fsdd_stream_heldout.yaml`` is the honest test: digits 0-4 are the keywords
+among real people saying 5-9, and the test streams hold a speaker the model never heard. The detector's threshold and smoothing are tuned on the
 validation streams (keywords, and an hour of keyword-free audio): the most detections within the
 target rate of false alarms there. Then on the test streams, chunk by chunk with the state carried,
 one CPU thread:
@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> Path:
     for cell in args.cells:
         for round_ in range(args.mining_rounds + 1):
             name = f"{cell}+mined{round_}" if round_ else cell
-            extra = mining_args(args.out, spotters[-1], round_, mining_point) if round_ else []
             started_fit = time.perf_counter()
+            extra = mining_args(args.out, spotters[-1], round_, mining_point) if round_ else []
             checkpoint = load_checkpoint(train_one(cell, args.out, args.data, data_args + extra, overrides, name))
             spotters.append(name)
             streams = stream_files(args.out / name)
