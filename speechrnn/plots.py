@@ -163,7 +163,7 @@ def plot_operating_curves(curves: dict[str, list], path: Path, target: tuple[flo
     ``curves`` maps a name to ``[[threshold, detection_rate, false_alarms_per_hour], ...]``;
     ``target`` is ``(false_alarms_per_hour, detection_rate)``, marked with a star.
     """
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     for name, curve in curves.items():
         points = sorted((alarms, 100 * rate) for _, rate, alarms in curve)
         ax.plot(*zip(*points), marker="o", markersize=3, label=name)
@@ -173,5 +173,5 @@ def plot_operating_curves(curves: dict[str, list], path: Path, target: tuple[flo
     ax.set(xlabel="false alarms per hour (keyword-free stream)", ylabel="keywords detected (%)", title=title,
            ylim=(0, 102))
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: the target is top left
     return save_figure(fig, path)
