@@ -154,3 +154,24 @@ def plot_gradient_norms(curves: dict[str, Tensor], path: Path, title: str = "Gra
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return save_figure(fig, path, dpi=110)
+
+
+def plot_operating_curves(curves: dict[str, list], path: Path, target: tuple[float, float] | None = None,
+                          title: str = "Keyword detection against false alarms") -> Path:
+    """One line per spotter: detection rate against false alarms per hour (symmetric log scale).
+
+    ``curves`` maps a name to ``[[threshold, detection_rate, false_alarms_per_hour], ...]``;
+    ``target`` is ``(false_alarms_per_hour, detection_rate)``, marked with a star.
+    """
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for name, curve in curves.items():
+        points = sorted((alarms, 100 * rate) for _, rate, alarms in curve)
+        ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+    if target is not None:
+        ax.plot(target[0], 100 * target[1], marker="*", markersize=12, color="black", linestyle="", label="target")
+    ax.set_xscale("symlog", linthresh=1)  # 0 false alarms stays on the axis
+    ax.set(xlabel="false alarms per hour (keyword-free stream)", ylabel="keywords detected (%)", title=title,
+           ylim=(0, 102))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: the target is top left
+    return save_figure(fig, path)

@@ -9,7 +9,9 @@ Splits, both deterministic:
 - ``conventional`` (the dataset's README): index 0-4 is test; of the rest, index 5-9 is
   validation and 10-49 train. Every speaker is in every split.
 - ``speakers``: every recording of ``test_speakers`` is test; the other speakers' index 5-9 is
-  validation and the rest train, so test measures unseen voices.
+  validation and the rest train, so test measures unseen voices. With ``validation_speakers``,
+  every recording of those is validation instead and the others' are all train, so whatever is
+  tuned or selected on validation is chosen on unheard voices too.
 
 The archive is GitHub's zip of the tag (16,419,872 bytes). The dataset publishes no checksum;
 the SHA-256 below is the one on public record for that zip (none is on record for the tar.gz).
@@ -44,6 +46,8 @@ class FSDDDataModule(SpeechDataModule):
     Args:
         split: ``conventional`` (by recording index) or ``speakers`` (held-out speakers).
         test_speakers: the held-out speakers of the ``speakers`` split.
+        validation_speakers: speakers held out for validation in the ``speakers`` split (none:
+            validation is the other speakers' index 5-9).
         sample_rate: the recordings are 8 kHz; resampling them higher adds nothing.
         length_buckets: clips run 0.14-2.3 s (14-230 frames); edges where most of them lie.
     """
@@ -54,6 +58,7 @@ class FSDDDataModule(SpeechDataModule):
         self,
         split: str = "conventional",
         test_speakers: list[str] = [],  # noqa: B006 (jsonargparse reads the default)
+        validation_speakers: list[str] = [],  # noqa: B006
         sample_rate: int = 8000,
         length_buckets: list[int] = [30, 40, 50, 60, 80],  # noqa: B006
         **kwargs,
@@ -65,10 +70,17 @@ class FSDDDataModule(SpeechDataModule):
                 "FSDD test_speakers goes with split: speakers, and that split needs at least one; "
                 f"got split={split!r}, test_speakers={list(test_speakers)}"
             )
+        if validation_speakers and (split != "speakers" or set(validation_speakers) & set(test_speakers)):
+            raise SpeechRNNError(
+                "FSDD validation_speakers goes with split: speakers and must not name a test speaker; "
+                f"got split={split!r}, validation_speakers={list(validation_speakers)}, "
+                f"test_speakers={list(test_speakers)}"
+            )
         self.split = split
         self.test_speakers = sorted(set(test_speakers))
+        self.validation_speakers = sorted(set(validation_speakers))
         super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
-        self.arguments.update(split=split, test_speakers=test_speakers)
+        self.arguments.update(split=split, test_speakers=test_speakers, validation_speakers=validation_speakers)
 
     @property
     def recordings_dir(self) -> Path:
@@ -116,12 +128,15 @@ class FSDDDataModule(SpeechDataModule):
             return "test"
         if self.split == "conventional" and index in TEST_INDICES:
             return "test"
+        if self.validation_speakers:
+            return "validation" if speaker in self.validation_speakers else "train"
         return "validation" if index in VALIDATION_INDICES else "train"
 
     def _check_speakers(self, speakers: set[str]) -> None:
-        absent = sorted(set(self.test_speakers) - speakers)
-        if absent or (self.test_speakers and speakers <= set(self.test_speakers)):
+        held_out = set(self.test_speakers) | set(self.validation_speakers)
+        absent = sorted(held_out - speakers)
+        if absent or (held_out and speakers <= held_out):
             raise SpeechRNNError(
-                f"FSDD test_speakers {self.test_speakers} must name some, not all, of the speakers "
-                f"in {self.recordings_dir}: {sorted(speakers)}"
+                f"FSDD test_speakers {self.test_speakers} and validation_speakers {self.validation_speakers} "
+                f"must name some, not all, of the speakers in {self.recordings_dir}: {sorted(speakers)}"
             )

@@ -25,11 +25,13 @@ timeline JSON (``{"sample_rate", "duration_s", "events": [{"kind", "label", "sta
 "end_s", "source", "speaker"}]}``; ``kind`` is keyword, unknown, filler, noise or silence,
 ``source`` the utterance's key), and so is a keyword-free stream per split (unknown words,
 fillers, noise and silence only, ``keyword_free_s`` long; its words repeat, as the held-out ones
-are few).
+are few). The training split has a keyword-free tape too (frames only): a trained spotter's false
+alarms there are the hard negatives that ``mined_windows`` adds to training
+(:mod:`speechrnn.streaming.mining`).
 
 Layout of ``<cache_dir>/<name>-<key>/``: ``<split>.tape.npy`` (frames ``(T, F)``),
 ``<split>.json`` (the tape's timeline), ``<split>.wav`` (validation and test), and
-``<split>-keyword-free.wav`` / ``.json``. The key hashes both corpora's listings, the feature
+``<split>-keyword-free.tape.npy`` / ``.json`` (every split) / ``.wav`` (validation and test). The key hashes both corpora's listings, the feature
 settings and the composition settings; the folder is written under a temporary name.
 """
 
@@ -56,7 +58,7 @@ from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming.detect import BACKGROUND
 
-STREAM_FORMAT = 4  # unknown words; events name their speaker
+STREAM_FORMAT = 5  # a keyword-free tape per split, its frames kept
 SCORED_SPLITS = ("validation", "test")  # the splits written as audio for scoring a spotter
 POSITIVE_S = (-0.05, 0.25)  # window ends, relative to a keyword's end, labelled with the keyword
 INSIDE_MARGIN_S = 0.25  # windows ending inside a keyword stop this long before its end
@@ -66,7 +68,8 @@ CLEAR_S = 0.6  # background windows end at least this long after a keyword's end
 class StreamDataModule(SpeechDataModule):
     """Windows of continuous audio for training; long streams with timelines for scoring.
 
-    Labels are ``keyword_labels`` plus ``background``; features are the keyword module's. With
+    Labels are ``keyword_labels`` plus ``background``; features and training augmentation are the
+    keyword module's. With
     FSDD's ``split: speakers`` as the keyword corpus, the test tapes hold only voices the model
     never trained on; validation (the other speakers' index 5-9) holds the training speakers'
     other recordings, so the detector is tuned on voices the model has heard.
@@ -82,8 +85,11 @@ class StreamDataModule(SpeechDataModule):
         negatives: background windows per keyword (one of them inside the keyword when it is long).
         filler_negatives: background windows per filler or unknown word, ending where a keyword's
             positive windows would: just after the word, where a spotter is tempted to fire.
-        keyword_free_s: length of the keyword-free validation and test streams: long enough to
-            tune and measure a rate of false alarms per hour.
+        keyword_free_s: length of each split's keyword-free stream: long enough to tune and
+            measure a rate of false alarms per hour.
+        mined_windows: a JSON file of background windows of the training keyword-free tape
+            (``{"streams", "windows": [[first, last], ...]}`` in frames, written by
+            :func:`speechrnn.streaming.mining.write_mined`), added to the training windows.
         batch_size: windows per batch.
         seed: decides the composition of every tape and the windows.
     """
@@ -101,6 +107,7 @@ class StreamDataModule(SpeechDataModule):
         negatives: int = 4,
         filler_negatives: int = 1,
         keyword_free_s: float = 3600.0,
+        mined_windows: str | None = None,
         batch_size: int = 64,
         seed: int = 0,
     ) -> None:
@@ -115,6 +122,7 @@ class StreamDataModule(SpeechDataModule):
         self.window_s = tuple(window_s)
         self.positives, self.negatives, self.filler_negatives = positives, negatives, filler_negatives
         self.keyword_free_s = keyword_free_s
+        self.mined_windows = mined_windows
         # the features, the corpus's location and the labels come from the keyword module
         super().__init__(task="keyword", data_root=str(keywords.data_root), cache_dir=str(keywords.cache_dir),
                          **asdict(keywords.features), batch_size=batch_size,
@@ -123,9 +131,12 @@ class StreamDataModule(SpeechDataModule):
         self.arguments.update(keywords=keywords, fillers=fillers, filler_words=filler_words,
                               keyword_labels=keyword_labels, window_s=window_s,
                               positives=positives, negatives=negatives, filler_negatives=filler_negatives,
-                              keyword_free_s=keyword_free_s)
+                              keyword_free_s=keyword_free_s, mined_windows=mined_windows)
         self.save_hyperparameters(ignore=["keywords", "fillers"])
         self.name = f"{keywords.name}-stream"
+        # the keyword corpus's training augmentation (VTLP, tempo, masks: its ``init_args``) acts on the
+        # windows too: a spotter meets unheard voices as the corpus's classifier does
+        self.augmentation = keywords.augmentation
 
     def vocabulary(self) -> list[str]:
         return [*self.keyword_labels, BACKGROUND]
@@ -165,6 +176,11 @@ class StreamDataModule(SpeechDataModule):
         return {"keywords": self.directory / f"{split}.wav",
                 "keyword_free": self.directory / f"{split}-keyword-free.wav"}
 
+    def tape(self, split: str, keyword_free: bool = False) -> tuple[torch.Tensor, dict]:
+        """A split's tape: its frames ``(T, F)`` and its timeline."""
+        stem = self.directory / (f"{split}-keyword-free" if keyword_free else split)
+        return torch.from_numpy(np.load(stem.with_suffix(".tape.npy"))), read_timeline(stem.with_suffix(".json"))
+
     def prepare_data(self) -> None:
         self.keywords.download()
         self.fillers.download()
@@ -181,12 +197,12 @@ class StreamDataModule(SpeechDataModule):
             wave, events = composer.keyword_tape(in_split(keywords, split))
             np.save(staging / f"{split}.tape.npy", featurise(wave, self.features).numpy())
             write_timeline(staging / f"{split}.json", events, len(wave), self.features.sample_rate)
+            free, free_events = composer.keyword_free_tape(self.keyword_free_s)
+            np.save(staging / f"{split}-keyword-free.tape.npy", featurise(free, self.features).numpy())
+            write_timeline(staging / f"{split}-keyword-free.json", free_events, len(free), self.features.sample_rate)
             if split in SCORED_SPLITS:
                 sf.write(staging / f"{split}.wav", wave, self.features.sample_rate, subtype="PCM_16")
-                free, free_events = composer.keyword_free_tape(self.keyword_free_s)
                 sf.write(staging / f"{split}-keyword-free.wav", free, self.features.sample_rate, subtype="PCM_16")
-                write_timeline(staging / f"{split}-keyword-free.json", free_events, len(free),
-                               self.features.sample_rate)
         staging.rename(directory)
 
     # ----- windows ---------------------------------------------------------------------------------
@@ -198,11 +214,26 @@ class StreamDataModule(SpeechDataModule):
         if not directory.is_dir():
             raise SpeechRNNError(f"the streams in {directory} are missing; run prepare_data() first (the Trainer does)")
         for index, split in enumerate(SPLITS):
-            tape = torch.from_numpy(np.load(directory / f"{split}.tape.npy"))
-            events = read_timeline(directory / f"{split}.json")["events"]
+            tape, timeline = self.tape(split)
             generator = torch.Generator().manual_seed(self.seed * len(SPLITS) + index)
-            self.splits[split] = self.windows(tape, events, generator)
+            self.splits[split] = self.windows(tape, timeline["events"], generator)
+        if self.mined_windows:
+            self.splits["train"] = join_splits(self.splits["train"], self.mined())
         self._fit_normalisation()
+
+    def mined(self) -> SplitFeatures:
+        """The ``mined_windows`` of the training keyword-free tape, labelled background."""
+        path = Path(self.mined_windows)
+        if not path.is_file():
+            raise SpeechRNNError(f"mined_windows {path} does not exist; mine them with `python -m pipelines.streaming "
+                                 "--mining-rounds 1`, or leave mined_windows unset")
+        mined = json.loads(path.read_text())
+        if mined["streams"] != self.directory.name:
+            raise SpeechRNNError(f"mined_windows {path} were mined from the streams {mined['streams']}, not "
+                                 f"{self.directory.name} of this data config; mine them again for these streams")
+        tape, _ = self.tape("train", keyword_free=True)
+        rows = [torch.arange(first, last + 1) for first, last in mined["windows"]]
+        return as_split(tape, rows, [self.labels.index(BACKGROUND)] * len(rows), "mined")
 
     def windows(self, tape: torch.Tensor, events: list[dict], generator: torch.Generator) -> SplitFeatures:
         """Labelled windows of ``tape`` ``(T, F)`` (see the module docstring), as a split batching reads."""
@@ -239,10 +270,25 @@ class StreamDataModule(SpeechDataModule):
             first = max(0, min(last + 1 - frames(uniform(*self.window_s)), must_start - 2))
             rows.append(torch.arange(first, last + 1))
             targets.append(target)
-        lengths = torch.tensor([len(r) for r in rows])
-        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
-        return SplitFeatures(tape[torch.cat(rows)], offsets, torch.tensor(targets), lengths,
-                             [f"window-{i}" for i in range(len(rows))])
+        return as_split(tape, rows, targets, "window")
+
+
+def as_split(tape: torch.Tensor, rows: list[torch.Tensor], targets: list[int], name: str) -> SplitFeatures:
+    """Windows of ``tape`` ``(T, F)``, each the frame indices in ``rows``, as a split batching reads."""
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+    feats = tape[torch.cat(rows)] if rows else tape[:0]
+    return SplitFeatures(feats, offsets, torch.tensor(targets, dtype=torch.long), lengths,
+                         [f"{name}-{i}" for i in range(len(rows))])
+
+
+def join_splits(first: SplitFeatures, second: SplitFeatures) -> SplitFeatures:
+    """The windows of ``first`` followed by those of ``second``."""
+    return SplitFeatures(torch.cat([first.feats, second.feats]),
+                         torch.cat([first.offsets, second.offsets[1:] + first.offsets[-1]]),
+                         torch.cat([first.targets, second.targets]),
+                         torch.cat([first.speech_lengths, second.speech_lengths]),
+                         [*first.keys, *second.keys])
 
 
 def chosen_keywords(keywords: SpeechDataModule, keyword_labels: list[str] | None) -> list[str]:

@@ -96,7 +96,8 @@ class Detector:
         lows = (torch.arange(count) + len(scores) - count + 1 - self.window).clamp_min(0)
         highs = torch.arange(count) + len(scores) - count + 1
         smoothed = (sums[highs] - sums[lows]) / self.window  # (T, K): frames before the first count as 0
-        self.history = scores[len(scores) - (self.window - 1):] if self.window > 1 else scores[:0]
+        # the last window - 1 frames; fewer while the stream is younger (a negative start would drop some)
+        self.history = scores[max(0, len(scores) - (self.window - 1)):]
         best, best_id = smoothed.max(1)  # (T,) each: the leading keyword per frame
         done = []
         if count == 0:

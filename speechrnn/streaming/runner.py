@@ -51,12 +51,17 @@ class Streamer:
         return self._posteriors(self.frames.finish())
 
     def _posteriors(self, feats: Tensor) -> Tensor:  # (T, F) -> (T, C)
-        out = [torch.zeros(0, len(self.labels))]
-        for start in range(0, len(feats), MAX_CHUNK_FRAMES):  # the step's cost grows with T^2
-            posteriors, *state = self.step(feats[None, start : start + MAX_CHUNK_FRAMES], *self.state)
-            self.state = tuple(state)
-            out.append(posteriors[0])
-        return torch.cat(out)
+        posteriors, self.state = run_step(self.step, feats, self.state)
+        return posteriors
+
+
+def run_step(step, feats: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+    """A model's streaming step over frames ``(T, F)`` from ``state``: posteriors ``(T, C)`` and the new state."""
+    out = [torch.zeros(0, len(step.labels), device=feats.device)]
+    for start in range(0, len(feats), MAX_CHUNK_FRAMES):  # the step's cost grows with T^2
+        posteriors, *state = step(feats[None, start : start + MAX_CHUNK_FRAMES], *state)
+        out.append(posteriors[0])
+    return torch.cat(out), tuple(state)
 
 
 @dataclass

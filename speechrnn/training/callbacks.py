@@ -3,7 +3,7 @@ gradient through time.
 
 ``speechrnn fit`` always adds :class:`FeatureStatistics` and :class:`TrainingStability` (its
 ``--stability.*`` flags tune it); :class:`GradientDecay` is added by configs that want the curve
-(the long-range experiment).
+(the long-range experiment); :class:`InitialWeights` by a fit that fine-tunes another's model.
 """
 
 from __future__ import annotations
@@ -32,6 +32,22 @@ class FeatureStatistics(L.Callback):
             mean, std = trainer.datamodule.feature_stats()  # (F,) each
             pl_module.normaliser.mean.copy_(mean)
             pl_module.normaliser.std.copy_(std)
+
+
+class InitialWeights(L.Callback):
+    """Starts a fit from the weights (normaliser statistics included) of another run's checkpoint.
+
+    Unlike ``--ckpt_path``, which resumes that run's epochs and optimizer, this fine-tunes: a fresh
+    optimizer, epoch count and early-stopping budget, e.g. on more data. Runs after
+    :class:`FeatureStatistics`, so the statistics the weights were trained with are kept.
+    """
+
+    def __init__(self, checkpoint: str) -> None:
+        self.checkpoint = checkpoint
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        state = torch.load(self.checkpoint, map_location=pl_module.device, weights_only=True)["state_dict"]
+        pl_module.load_state_dict(state)
 
 
 class TrainingStability(L.Callback):

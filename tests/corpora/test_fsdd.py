@@ -51,12 +51,21 @@ def test_speaker_split_holds_out_every_recording_of_the_test_speakers(recordings
     assert Counter(u.split for u in others) == {"validation": 2 * 10 * 5, "train": 2 * 10 * 7}
 
 
+def test_validation_speakers_are_the_whole_validation_split_and_the_others_all_train(recordings, make_data):
+    utterances = make_data(FSDDDataModule, split="speakers", test_speakers=["bob"],
+                           validation_speakers=["carol"]).utterances()
+    splits = {speaker: {u.split for u in utterances if u.speaker == speaker} for speaker in SPEAKERS}
+    assert splits == {"alice": {"train"}, "bob": {"test"}, "carol": {"validation"}}
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
         {"split": "speakers"},
         {"split": "conventional", "test_speakers": ["bob"]},
         {"split": "random"},
+        {"split": "conventional", "validation_speakers": ["bob"]},
+        {"split": "speakers", "test_speakers": ["bob"], "validation_speakers": ["bob"]},
     ],
 )
 def test_inconsistent_split_arguments_are_user_errors(make_data, kwargs):

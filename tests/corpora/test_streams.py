@@ -238,11 +238,21 @@ def test_the_honest_config_holds_out_george_and_keeps_5_to_9_as_unknown_words(tm
     config = CONFIGS / "data/fsdd_stream_heldout.yaml"
     with pytest.raises(SystemExit):  # as `make streaming ARGS="--data ..."` stacks it
         main(["fit", *recipe_args(config), "--config", str(CONFIGS / "model/gru.yaml"), "--print_config"])
-    data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+    config_out = yaml.safe_load(capsys.readouterr().out)
+    data = config_out["data"]["init_args"]
     assert data["keyword_labels"] == ["0", "1", "2", "3", "4"]
+    # FSDD's recipe for unheard voices, as the corpus's own classifier trains
+    assert (data["keywords"]["init_args"]["vtlp"], config_out["model"]["weight_decay"]) == (0.1, 0.01)
     assert (data["keywords"]["init_args"]["split"], data["keywords"]["init_args"]["test_speakers"]) == (
         "speakers", ["george"])
     write_fsdd_recordings(tmp_path / "fsdd" / "recordings", ("george", "jackson"), range(8))
     dm = build_data_module(config, data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     assert dm.labels == ["0", "1", "2", "3", "4", BACKGROUND]
     assert {u.speaker for u in dm.keywords.utterances() if u.split == "test"} == {"george"}
+
+
+def test_the_keyword_corpus_augmentation_acts_on_the_training_windows(tmp_path):
+    keywords = ToneDataModule(data_root=str(tmp_path / "keywords"), vtlp=0.1, time_masks=2)
+    fillers = ToneDataModule(num_classes=5, per_class=12, data_root=str(tmp_path / "fillers"))
+    dm = StreamDataModule(keywords, fillers, filler_words=["3", "4"])
+    assert dm.augmentation is keywords.augmentation and dm.augmentation.settings.vtlp == 0.1

@@ -53,6 +53,21 @@ def test_chunked_posteriors_give_the_same_detections_as_the_whole_stream():
     assert whole[0].fired_s == pytest.approx(whole[0].start_s + 0.016)
 
 
+@pytest.mark.parametrize("sizes", [[1], [3], [0, 1, 5], [0, 2, 3, 5]])
+def test_chunks_shorter_than_the_smoothing_window_give_the_whole_streams_detections(sizes):
+    # a front end with deltas hands over 0 or 1 frames first, then a chunk's worth: a 0.2 s smoothing
+    # window (10 frames) is longer than a 0.1 s chunk (5 frames)
+    probs = posteriors([(0, 50, 70), (1, 150, 175)])
+    point = OperatingPoint(threshold=0.85, smooth_s=0.2)
+    detector, chunked, start = Detector(LABELS, CLOCK, point), [], 0
+    while start < len(probs):
+        size = sizes[min(len(chunked), len(sizes) - 1)]
+        chunked.append(detector.push(probs[start : start + size]))
+        start += size
+    found = [d for ds in chunked for d in ds] + detector.finish()
+    assert found == detect(probs, LABELS, CLOCK, point) and len(found) == 2
+
+
 def test_with_deltas_a_detection_fires_once_the_frames_its_deltas_read_have_arrived():
     probs = posteriors([(0, 50, 60)])
     plain = detect(probs, LABELS, CLOCK)[0]

@@ -1,0 +1,70 @@
+"""A spotter's operating curve: detection rate against false alarms per hour over a grid of detector settings.
+
+Both the validation-time metric (detection at 1 false alarm per hour, the checkpoint monitor of
+the spotter recipe) and the tuning of the shipped operating point read this one curve, so the
+point a model was selected for is the point it is tuned for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from speechrnn.data.features import FeatureSettings
+from speechrnn.streaming.detect import OperatingPoint, detect, score
+
+TOLERANCE_S = 0.5  # a hit fires between the keyword's start and this long after its end
+# fine steps near 1, where a spotter tuned for no false alarm ends up
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995,
+              0.998, 0.999)
+SMOOTHING_S = (0.04, 0.1, 0.2)
+REFRACTORY_S = 0.3
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One detector setting's figures over a keyword stream and a keyword-free stream together."""
+
+    point: OperatingPoint
+    detection_rate: float  # keywords of the keyword stream detected with their label
+    false_alarms: int  # unmatched detections in the keyword stream plus every keyword-free detection
+    hours: float  # audio of both streams
+
+    @property
+    def false_alarms_per_hour(self) -> float:
+        return self.false_alarms / self.hours
+
+
+def sweep(keyword_posteriors: Tensor, keywords: list[dict], free_posteriors: Tensor, labels: list[str],
+          clock: FeatureSettings, thresholds=THRESHOLDS, smoothing_s=SMOOTHING_S) -> list[CurvePoint]:
+    """Every (smoothing, threshold) of the grid scored on posteriors ``(T, C)`` of both streams.
+
+    ``keywords`` is the keyword stream's timeline (``{"label", "start_s", "end_s"}`` per keyword).
+    """
+    durations_s = [clock.centre_s(len(p)) for p in (keyword_posteriors, free_posteriors)]
+    hours = sum(durations_s) / 3600
+    curve = []
+    for smooth_s in smoothing_s:
+        for threshold in thresholds:
+            point = OperatingPoint(threshold, smooth_s, REFRACTORY_S)
+            words = score(detect(keyword_posteriors, labels, clock, point), keywords, durations_s[0], TOLERANCE_S)
+            alarms = words.false_alarms + len(detect(free_posteriors, labels, clock, point))
+            curve.append(CurvePoint(point, words.detection_rate, alarms, hours))
+    return curve
+
+
+def detection_at(curve: list[CurvePoint], false_alarms_per_hour: float) -> float:
+    """The best detection rate among settings within ``false_alarms_per_hour``; 0 where none is."""
+    return max((c.detection_rate for c in curve if c.false_alarms_per_hour <= false_alarms_per_hour), default=0.0)
+
+
+def best_within(curve: list[CurvePoint], false_alarms_per_hour: float) -> CurvePoint:
+    """The most detections within the false-alarm rate; where no setting is within, the fewest false alarms.
+
+    Ties go to the higher threshold (the safer setting).
+    """
+    def key(c: CurvePoint) -> tuple:
+        within = c.false_alarms_per_hour <= false_alarms_per_hour
+        return (within, c.detection_rate if within else -c.false_alarms, c.detection_rate, c.point.threshold)
+    return max(curve, key=key)
