@@ -122,3 +122,13 @@ def test_fsdd_speakers_stacks_on_the_fsdd_recipe_and_its_experiment_file(capsys)
     data = config["data"]["init_args"]
     assert (data["split"], data["test_speakers"], data["n_mfcc"], data["vtlp"]) == ("speakers", ["theo"], 13, 0.1)
     assert (config["model"]["normalisation"], config["model"]["dropout"]) == ("causal", 0.2)
+
+
+def test_fsdd_voices_adds_espeak_digits_to_the_fsdd_recipe_and_keeps_the_held_out_speaker(capsys):
+    config = resolved_config(capsys, *recipe_args(CONFIGS / "data/fsdd.yaml"),
+                             "--data.init_args.split=speakers", "--data.init_args.test_speakers=[theo]",
+                             "--config", str(CONFIGS / "data/fsdd_voices.yaml"),
+                             "--config", str(CONFIGS / "model/gru.yaml"))
+    data = config["data"]["init_args"]
+    assert (data["espeak_per_digit"], data["test_speakers"], data["vtlp"]) == (100, ["theo"], 0.1)
+    assert config["model"]["normalisation"] == "causal"

@@ -13,6 +13,12 @@ Splits, both deterministic:
   every recording of those is validation instead and the others' are all train, so whatever is
   tuned or selected on validation is chosen on unheard voices too.
 
+``espeak_per_digit`` adds that many eSpeak NG utterances of each digit ("zero" .. "nine") to the
+training split only: the embedded corpus's generator (:mod:`speechrnn.corpora.synth`) with all of
+eSpeak's voice variants, random rate, pitch and noise, written into the cache folder and cut to the
+speech plus ``ESPEAK_MARGIN_S`` either side, as FSDD's recordings are. They have no speaker, so
+no split or held-out speaker ever holds them.
+
 The archive is GitHub's zip of the tag (16,419,872 bytes). The dataset publishes no checksum;
 the SHA-256 below is the one on public record for that zip (none is on record for the tar.gz).
 """
@@ -25,7 +31,8 @@ import shutil
 from pathlib import Path
 from typing import ClassVar
 
-from speechrnn.data.corpus import Utterance
+from speechrnn.corpora import synth
+from speechrnn.data.corpus import SILENCE, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract
 from speechrnn.errors import SpeechRNNError
@@ -38,6 +45,7 @@ RECORDING = re.compile(r"(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)")
 TEST_INDICES = range(5)
 VALIDATION_INDICES = range(5, 10)
 SPLITS = ("conventional", "speakers")
+ESPEAK_MARGIN_S = 0.05  # FSDD's clips hold little silence; the generator leaves 0.05-0.6 s
 
 
 class FSDDDataModule(SpeechDataModule):
@@ -50,6 +58,9 @@ class FSDDDataModule(SpeechDataModule):
             validation is the other speakers' index 5-9).
         sample_rate: the recordings are 8 kHz; resampling them higher adds nothing.
         length_buckets: clips run 0.14-2.3 s (14-230 frames); edges where most of them lie.
+        espeak_per_digit: synthetic training utterances of each digit (0: none); see the module
+            docstring.
+        espeak_seed: seeds the synthetic utterances (voices, rates, pitches, noise).
     """
 
     name: ClassVar[str] = "fsdd"
@@ -61,6 +72,8 @@ class FSDDDataModule(SpeechDataModule):
         validation_speakers: list[str] = [],  # noqa: B006
         sample_rate: int = 8000,
         length_buckets: list[int] = [30, 40, 50, 60, 80],  # noqa: B006
+        espeak_per_digit: int = 0,
+        espeak_seed: int = 0,
         **kwargs,
     ) -> None:
         if split not in SPLITS:
@@ -76,20 +89,36 @@ class FSDDDataModule(SpeechDataModule):
                 f"got split={split!r}, validation_speakers={list(validation_speakers)}, "
                 f"test_speakers={list(test_speakers)}"
             )
+        if espeak_per_digit < 0:
+            raise SpeechRNNError(
+                f"FSDD espeak_per_digit={espeak_per_digit}; use 0 (no synthetic voices) or more"
+            )
         self.split = split
         self.test_speakers = sorted(set(test_speakers))
         self.validation_speakers = sorted(set(validation_speakers))
+        self.espeak_per_digit = espeak_per_digit
+        self.espeak_seed = espeak_seed
         super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
-        self.arguments.update(split=split, test_speakers=test_speakers, validation_speakers=validation_speakers)
+        self.arguments.update(split=split, test_speakers=test_speakers, validation_speakers=validation_speakers,
+                              espeak_per_digit=espeak_per_digit, espeak_seed=espeak_seed)
 
     @property
     def recordings_dir(self) -> Path:
         return self.corpus_dir / "recordings"
 
+    @property
+    def espeak_path(self) -> Path:
+        """Generated from a seed like features, so it goes with the caches, not the data root."""
+        name = synth.corpus_name(self.espeak_seed, self.espeak_per_digit, synth.SNR_DB)
+        return self.cache_dir / f"{self.name}-espeak" / name
+
     def vocabulary(self) -> list[str]:
         return list(DIGITS)
 
     def download(self) -> None:
+        if self.espeak_per_digit:
+            synth.generate_corpus(self.espeak_path, self.espeak_seed, self.espeak_per_digit,
+                                  words=synth.DIGITS, held_out=False)
         if self.recordings_dir.is_dir():
             return
         # The archive holds the whole repository under one top folder; keep only recordings/.
@@ -121,7 +150,27 @@ class FSDDDataModule(SpeechDataModule):
                 )
             )
         self._check_speakers({u.speaker for u in found})
-        return sorted(found, key=lambda utterance: utterance.key)
+        return sorted(found + self._espeak_utterances(), key=lambda utterance: utterance.key)
+
+    def _espeak_utterances(self) -> list[Utterance]:
+        """The synthetic digits, all training data, each cut to its speech and a margin."""
+        if not self.espeak_per_digit:
+            return []
+        found = []
+        for spoken in synth.read_corpus(self.espeak_path):
+            speech = [(start, end) for start, end, phone in spoken.phones if phone != SILENCE]
+            start_s = max(0.0, speech[0][0] - ESPEAK_MARGIN_S)
+            found.append(
+                Utterance(
+                    key=f"espeak-{spoken.key}",
+                    path=spoken.path,
+                    split="train",
+                    label=str(synth.DIGITS.index(spoken.label)),
+                    start_s=start_s,
+                    duration_s=speech[-1][1] + ESPEAK_MARGIN_S - start_s,
+                )
+            )
+        return found
 
     def _split_of(self, speaker: str, index: int) -> str:
         if self.split == "speakers" and speaker in self.test_speakers:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from speechrnn.corpora import fsdd
+from speechrnn.corpora import fsdd, synth
 from speechrnn.corpora.fsdd import FSDDDataModule
 from speechrnn.errors import SpeechRNNError
 from tones import write_fsdd_recordings
@@ -128,3 +129,51 @@ def test_prepare_and_setup_give_batches_of_8_khz_features(recordings, make_data)
     assert sum(len(b.lengths) for b in batches) == 60
     assert all(b.feats.shape[2] == dm.feature_dim for b in batches)
     assert max(int(b.lengths.max()) for b in batches) <= 51  # 0.5 s at a 10 ms hop
+
+
+@pytest.mark.parametrize("split_args", [{}, {"split": "speakers", "test_speakers": ["bob"]}])
+def test_espeak_digits_reach_only_training_with_the_label_they_speak(recordings, make_data, split_args):
+    plain = make_data(FSDDDataModule, prepare=True, **split_args)
+    voiced = make_data(FSDDDataModule, prepare=True, espeak_per_digit=1, cache_dir=str(plain.cache_dir / "voiced"),
+                       **split_args)
+    spoken = [u for u in voiced.utterances() if u.key.startswith("espeak-")]
+    assert sorted(u.label for u in spoken) == fsdd.DIGITS
+    for u in spoken:  # the generator names each file after the word it speaks: zero-0000.wav
+        assert (u.split, u.speaker) == ("train", "")
+        assert str(synth.DIGITS.index(u.path.stem.split("-")[0])) == u.label
+    for split in ("validation", "test"):
+        assert voiced.splits[split].keys == plain.splits[split].keys
+    added = [key for key in voiced.splits["train"].keys if key not in plain.splits["train"].keys]
+    assert sorted(added) == sorted(u.key for u in spoken)
+    targets = dict(zip(voiced.splits["train"].keys, voiced.splits["train"].targets.tolist(), strict=True))
+    assert all(voiced.labels[targets[u.key]] == u.label for u in spoken)
+
+
+def test_espeak_digits_are_fixed_by_the_seed(recordings, make_data):
+    def clips(seed):
+        dm = make_data(FSDDDataModule, espeak_per_digit=1, espeak_seed=seed)
+        dm.download()
+        return dm, {u.key: (u.start_s, u.duration_s, u.path.read_bytes())
+                    for u in dm.utterances() if u.key.startswith("espeak-")}
+
+    dm, first = clips(0)
+    shutil.rmtree(dm.espeak_path)  # synthesised again from nothing
+    assert clips(0)[1] == first
+    other = clips(1)[1]
+    assert all(other[key][2] != first[key][2] for key in first)
+
+
+def test_espeak_digits_are_cut_to_their_speech_and_a_margin(recordings, make_data):
+    dm = make_data(FSDDDataModule, espeak_per_digit=1)
+    dm.download()
+    clips = {u.path: u for u in dm.utterances() if u.key.startswith("espeak-")}
+    for spoken in synth.read_corpus(dm.espeak_path):
+        speech = [(start, end) for start, end, phone in spoken.phones if phone != synth.SILENCE]
+        clip = clips[spoken.path]
+        assert clip.start_s == pytest.approx(speech[0][0] - fsdd.ESPEAK_MARGIN_S)
+        assert clip.start_s + clip.duration_s == pytest.approx(speech[-1][1] + fsdd.ESPEAK_MARGIN_S)
+
+
+def test_negative_espeak_count_is_a_user_error(make_data):
+    with pytest.raises(SpeechRNNError, match="espeak_per_digit=-1"):
+        make_data(FSDDDataModule, espeak_per_digit=-1)
