@@ -58,7 +58,7 @@ from speechrnn.streaming.detect import Detector, OperatingPoint, detect, score
 from speechrnn.streaming.export import OnnxStep, export_onnx, quantize_onnx
 from speechrnn.streaming.mining import mine, write_mined
 from speechrnn.streaming.runner import Streamer, StreamResult, spot
-from speechrnn.streaming.tuning import THRESHOLDS, TOLERANCE_S, best_within, detection_at, sweep
+from speechrnn.streaming.tuning import TOLERANCE_S, best_within, detection_at, sweep
 from speechrnn.training.tracking import default_wandb_mode
 
 CHUNK_S = 0.1  # audio per chunk: a 100 ms reaction budget
@@ -121,13 +121,14 @@ def stream_curve(checkpoint, spotted: StreamResult, free: StreamResult, truth: l
 def evaluate(checkpoint, detector: OperatingPoint, files: dict[str, Path]) -> tuple[dict, StreamResult]:
     """Test figures with the tuned detector; the keyword stream's result, for the figure."""
     spotted, _ = run_stream(checkpoint, files["keywords"], detector)
-    words = score(spotted.detections, keywords_of(files["keywords"]), spotted.duration_s, TOLERANCE_S)
+    truth = keywords_of(files["keywords"])
+    words = score(spotted.detections, truth, spotted.duration_s, TOLERANCE_S)
     free, cpu_s = run_stream(checkpoint, files["keyword_free"], detector)
     latencies = sorted(words.latencies_s)
+    curve = stream_curve(checkpoint, spotted, free, truth)
     return {
         # the best detector setting on the test streams themselves: what the model allows, not what ships
-        "det_at_1fa_best_setting": detection_at(stream_curve(checkpoint, spotted, free, keywords_of(files["keywords"])),
-                                                1.0),
+        "det_at_1fa_best_setting": detection_at(curve, 1.0),
         "detection_rate": words.detection_rate,
         "keywords": words.keywords,
         "hits": words.hits,
@@ -140,24 +141,16 @@ def evaluate(checkpoint, detector: OperatingPoint, files: dict[str, Path]) -> tu
         "latency_p90_s": latencies[int(0.9 * (len(latencies) - 1))] if latencies else None,
         "rtf": cpu_s / free.duration_s,
         "cpu_s": round(cpu_s, 1),
-        "curve": operating_curve(checkpoint, detector, spotted, free, keywords_of(files["keywords"])),
+        "curve": threshold_curve(curve, detector, free.duration_s),
     }, spotted
 
 
-def operating_curve(checkpoint, detector: OperatingPoint, spotted: StreamResult, free: StreamResult,
-                    truth: list[dict]) -> list:
-    """Test detection rate and false alarms per hour (keyword-free) at every threshold of the grid.
-
-    For reading the trade-off only; the operating point is the one tuned on validation.
-    """
-    clock, curve = checkpoint.features, []
-    for threshold in THRESHOLDS:
-        point = replace(detector, threshold=threshold)
-        words = score(detect(spotted.posteriors, checkpoint.labels, clock, point), truth, spotted.duration_s,
-                      TOLERANCE_S)
-        alarms = len(detect(free.posteriors, checkpoint.labels, clock, point))
-        curve.append([threshold, words.detection_rate, alarms / (free.duration_s / 3600)])
-    return curve
+def threshold_curve(curve: list, detector: OperatingPoint, free_s: float) -> list:
+    """``[threshold, detection rate, keyword-free false alarms per hour]`` at every threshold of the
+    grid with the detector's smoothing: the test trade-off, for reading only (the operating point
+    is the one tuned on validation)."""
+    return [[c.point.threshold, c.detection_rate, c.keyword_free_alarms / (free_s / 3600)]
+            for c in curve if c.point == replace(detector, threshold=c.point.threshold)]
 
 
 def table(results: dict) -> str:

@@ -30,6 +30,7 @@ class CurvePoint:
     detection_rate: float  # keywords of the keyword stream detected with their label
     false_alarms: int  # unmatched detections in the keyword stream plus every keyword-free detection
     hours: float  # audio of both streams
+    keyword_free_alarms: int  # the keyword-free stream's share of ``false_alarms``
 
     @property
     def false_alarms_per_hour(self) -> float:
@@ -49,8 +50,8 @@ def sweep(keyword_posteriors: Tensor, keywords: list[dict], free_posteriors: Ten
         for threshold in thresholds:
             point = OperatingPoint(threshold, smooth_s, REFRACTORY_S)
             words = score(detect(keyword_posteriors, labels, clock, point), keywords, durations_s[0], TOLERANCE_S)
-            alarms = words.false_alarms + len(detect(free_posteriors, labels, clock, point))
-            curve.append(CurvePoint(point, words.detection_rate, alarms, hours))
+            free_alarms = len(detect(free_posteriors, labels, clock, point))
+            curve.append(CurvePoint(point, words.detection_rate, words.false_alarms + free_alarms, hours, free_alarms))
     return curve
 
 
