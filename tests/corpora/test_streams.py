@@ -4,6 +4,7 @@ import soundfile as sf
 import torch
 import yaml
 
+from pipelines import streaming
 from pipelines.configs import CONFIGS, recipe_args
 from speechrnn.cli import main
 from speechrnn.corpora.fsdd import FSDDDataModule
@@ -253,9 +254,10 @@ def test_espeak_digits_are_spoken_cut_in_the_training_tapes_only(tmp_path):
             assert not any(e["source"] in synthetic for e in read_timeline(path)["events"]), path
 
 
-def test_the_honest_config_holds_out_george_and_keeps_5_to_9_as_unknown_words(tmp_path, capsys):
-    config = CONFIGS / "data/fsdd_stream_heldout.yaml"
-    with pytest.raises(SystemExit):  # as `make streaming ARGS="--data ..."` stacks it
+def test_make_streaming_holds_out_george_and_keeps_5_to_9_as_unknown_words(tmp_path, capsys):
+    config = streaming.DATA  # the pipeline's default data config
+    assert config == CONFIGS / "data/fsdd_stream_heldout.yaml"
+    with pytest.raises(SystemExit):  # as `make streaming` stacks it
         main(["fit", *recipe_args(config), "--config", str(CONFIGS / "model/gru.yaml"), "--print_config"])
     config_out = yaml.safe_load(capsys.readouterr().out)
     data = config_out["data"]["init_args"]
