@@ -16,7 +16,7 @@ from speechrnn.corpora.streams import (
 )
 from speechrnn.corpora.tapes import read_timeline
 from speechrnn.data.features import MFCC
-from speechrnn.data.pipeline import build_data_module
+from speechrnn.data.pipeline import build_data_module, data_config
 from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming.detect import BACKGROUND
 from tones import ToneDataModule, write_fsdd_recordings
@@ -266,8 +266,11 @@ def test_make_streaming_holds_out_george_and_keeps_5_to_9_as_unknown_words(tmp_p
     assert (data["keywords"]["init_args"]["vtlp"], config_out["model"]["weight_decay"]) == (0.1, 0.01)
     assert (data["keywords"]["init_args"]["split"], data["keywords"]["init_args"]["test_speakers"]) == (
         "speakers", ["george"])
+    assert data["keywords"]["init_args"]["espeak_per_digit"] == 100  # synthetic voices, training tapes only
     write_fsdd_recordings(tmp_path / "fsdd" / "recordings", ("george", "jackson"), range(8))
-    dm = build_data_module(config, data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    described = data_config(config)
+    described["init_args"]["keywords"]["init_args"]["espeak_per_digit"] = 0  # 1,000 clips take seconds to make
+    dm = build_data_module(described, data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     assert dm.labels == ["0", "1", "2", "3", "4", BACKGROUND]
     assert {u.speaker for u in dm.keywords.utterances() if u.split == "test"} == {"george"}
 
