@@ -56,7 +56,7 @@ BENCH_OUT ?= runs/bench
 bench: install  ## data-path throughput against a standard baseline, on CPU (FSDD_ROOT=<folder with fsdd/>)
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks.run --fsdd_root $(FSDD_ROOT) --out $(BENCH_OUT) $(ARGS)
 
-streaming: install  ## streaming keyword spotting: RNN, GRU, LSTM trained on continuous audio, scored as spotters
+streaming: install  ## keyword spotting: RNN, GRU, LSTM trained on continuous audio, scored on an unheard voice
 	OMP_NUM_THREADS=1 $(PY) -m pipelines.streaming --out runs/streaming --data-root $(FSDD_ROOT) $(ARGS)
 
 lint: install  ## ruff

@@ -58,7 +58,7 @@ from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming.detect import BACKGROUND
 
-STREAM_FORMAT = 5  # a keyword-free tape per split, its frames kept
+STREAM_FORMAT = 6  # words cut to their utterance's start_s and duration_s (eSpeak digits)
 SCORED_SPLITS = ("validation", "test")  # the splits written as audio for scoring a spotter
 POSITIVE_S = (-0.05, 0.25)  # window ends, relative to a keyword's end, labelled with the keyword
 INSIDE_MARGIN_S = 0.25  # windows ending inside a keyword stop this long before its end
@@ -72,7 +72,9 @@ class StreamDataModule(SpeechDataModule):
     keyword module's. With
     FSDD's ``split: speakers`` as the keyword corpus, the test tapes hold only voices the model
     never trained on; validation (the other speakers' index 5-9) holds the training speakers'
-    other recordings, so the detector is tuned on voices the model has heard.
+    other recordings, so the detector is tuned on voices the model has heard. Training-only
+    utterances of the keyword corpus (FSDD's ``espeak_per_digit``) are spoken in the training
+    tapes only, keywords and unknown words alike.
 
     Args:
         keywords: the keyword corpus (``class_path``/``init_args`` in a config), e.g. FSDD.

@@ -45,7 +45,7 @@ class Composer:
             raise SpeechRNNError("a split has no filler utterances; generate a larger filler corpus")
         self.sample_rate = sample_rate
         self.rng = rng
-        self.fillers = [("filler", u, read_audio(u.path, sample_rate).numpy()) for u in fillers]
+        self.fillers = [("filler", u, self._read(u)) for u in fillers]
         self.unknowns = [("unknown", u, None) for u in unknowns]
 
     def keyword_tape(self, keywords: list[Utterance]) -> tuple[np.ndarray, list[dict]]:
@@ -91,9 +91,13 @@ class Composer:
 
     def _spoken(self, kind: str, utt: Utterance, wave: np.ndarray | None) -> tuple:
         """An item of one utterance, scaled to a random peak."""
-        wave = read_audio(utt.path, self.sample_rate).numpy() if wave is None else wave
+        wave = self._read(utt) if wave is None else wave
         peak = self.rng.uniform(*PEAK) / max(np.abs(wave).max(), 1e-6)
         return (kind, utt.label, utt.key, utt.speaker, (wave * peak).astype(np.float32))
+
+    def _read(self, utt: Utterance) -> np.ndarray:
+        """The utterance's stretch of its file (eSpeak digits are cut to their speech)."""
+        return read_audio(utt.path, self.sample_rate, utt.start_s, utt.duration_s).numpy()
 
     def _join(self, items: list[tuple]) -> tuple[np.ndarray, list[dict]]:
         pieces, events, at = [], [], 0

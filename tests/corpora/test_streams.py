@@ -4,6 +4,7 @@ import soundfile as sf
 import torch
 import yaml
 
+from pipelines import streaming
 from pipelines.configs import CONFIGS, recipe_args
 from speechrnn.cli import main
 from speechrnn.corpora.fsdd import FSDDDataModule
@@ -15,7 +16,7 @@ from speechrnn.corpora.streams import (
 )
 from speechrnn.corpora.tapes import read_timeline
 from speechrnn.data.features import MFCC
-from speechrnn.data.pipeline import build_data_module
+from speechrnn.data.pipeline import build_data_module, data_config
 from speechrnn.errors import SpeechRNNError
 from speechrnn.streaming.detect import BACKGROUND
 from tones import ToneDataModule, write_fsdd_recordings
@@ -234,9 +235,29 @@ def test_held_out_speakers_are_the_only_voices_of_the_test_streams(tmp_path):
     assert free and {e["speaker"] for e in free} == {"bob"} and {e["kind"] for e in free} == {"unknown"}
 
 
-def test_the_honest_config_holds_out_george_and_keeps_5_to_9_as_unknown_words(tmp_path, capsys):
-    config = CONFIGS / "data/fsdd_stream_heldout.yaml"
-    with pytest.raises(SystemExit):  # as `make streaming ARGS="--data ..."` stacks it
+def test_espeak_digits_are_spoken_cut_in_the_training_tapes_only(tmp_path):
+    write_fsdd_recordings(tmp_path / "fsdd" / "recordings", ("alice", "bob"), range(6))
+    keywords = FSDDDataModule(split="speakers", test_speakers=["bob"], espeak_per_digit=1, data_root=str(tmp_path),
+                              cache_dir=str(tmp_path / "cache"))
+    fillers = ToneDataModule(num_classes=7, data_root=str(tmp_path / "fillers"))
+    dm = StreamDataModule(keywords, fillers, filler_words=["5", "6"], keyword_labels=["0", "1", "2", "3", "4"],
+                          window_s=(0.5, 1.0), keyword_free_s=30.0)
+    dm.prepare_data()
+    synthetic = {u.key: u for u in keywords.utterances() if u.key.startswith("espeak-")}
+    train = [e for e in read_timeline(dm.directory / "train.json")["events"] if e["source"] in synthetic]
+    assert sorted(e["source"] for e in train) == sorted(synthetic)  # each once, keyword or unknown word
+    assert {e["kind"] for e in train} == {"keyword", "unknown"}
+    for e in train:  # the clip as FSDD cuts it, not the whole generated file
+        assert e["end_s"] - e["start_s"] == pytest.approx(synthetic[e["source"]].duration_s, abs=1e-3)
+    for split in ("validation", "test"):
+        for path in dm.stream_files(split).values():
+            assert not any(e["source"] in synthetic for e in read_timeline(path)["events"]), path
+
+
+def test_make_streaming_holds_out_george_and_keeps_5_to_9_as_unknown_words(tmp_path, capsys):
+    config = streaming.DATA  # the pipeline's default data config
+    assert config == CONFIGS / "data/fsdd_stream_heldout.yaml"
+    with pytest.raises(SystemExit):  # as `make streaming` stacks it
         main(["fit", *recipe_args(config), "--config", str(CONFIGS / "model/gru.yaml"), "--print_config"])
     config_out = yaml.safe_load(capsys.readouterr().out)
     data = config_out["data"]["init_args"]
@@ -245,8 +266,11 @@ def test_the_honest_config_holds_out_george_and_keeps_5_to_9_as_unknown_words(tm
     assert (data["keywords"]["init_args"]["vtlp"], config_out["model"]["weight_decay"]) == (0.1, 0.01)
     assert (data["keywords"]["init_args"]["split"], data["keywords"]["init_args"]["test_speakers"]) == (
         "speakers", ["george"])
+    assert data["keywords"]["init_args"]["espeak_per_digit"] == 100  # synthetic voices, training tapes only
     write_fsdd_recordings(tmp_path / "fsdd" / "recordings", ("george", "jackson"), range(8))
-    dm = build_data_module(config, data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    described = data_config(config)
+    described["init_args"]["keywords"]["init_args"]["espeak_per_digit"] = 0  # 1,000 clips take seconds to make
+    dm = build_data_module(described, data_root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
     assert dm.labels == ["0", "1", "2", "3", "4", BACKGROUND]
     assert {u.speaker for u in dm.keywords.utterances() if u.split == "test"} == {"george"}
 
