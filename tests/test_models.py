@@ -4,7 +4,7 @@ import torch
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
-from speechrnn.training.callbacks import FeatureStatistics, TrainingStability
+from speechrnn.training.callbacks import FeatureStatistics, TrainingStability, WeightEMA
 
 CELLS = ["rnn", "gru", "lstm", "mingru", "minlstm"]
 
@@ -88,3 +88,24 @@ def test_a_non_finite_loss_stops_training_with_an_error_and_no_checkpoint(tone_d
 def test_impossible_hyperparameters_are_refused_naming_the_flag(argument, value):
     with pytest.raises(SpeechRNNError, match=f"model.{argument}"):
         classifier(**{argument: value})
+
+
+def test_the_fits_own_test_scores_the_averaged_weights_its_best_checkpoint_holds(tone_data, tmp_path):
+    torch.manual_seed(0)
+    model = SpeechClassifier(labels=tone_data.labels, input_size=tone_data.feature_dim, hidden_size=8,
+                             num_layers=1, length_buckets=tone_data.length_buckets)
+    best = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, monitor="val/acc", mode="max", filename="best")
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[FeatureStatistics(), WeightEMA(decay=0.9), best])
+    trainer.fit(model, datamodule=tone_data)
+    trainer.test(model, datamodule=tone_data, ckpt_path="best", verbose=False)
+    saved = torch.load(tmp_path / "best.ckpt", weights_only=True)
+    averaged, current = saved["state_dict"], saved["current_model_state"]
+    assert any(not torch.equal(averaged[name], current[name]) for name in averaged)
+    for name, value in model.state_dict().items():  # what the test scored
+        torch.testing.assert_close(value, averaged[name], rtol=0, atol=0)
+
+
+def test_a_decay_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="decay"):
+        WeightEMA(decay=1.0)

@@ -19,6 +19,10 @@ eSpeak's voice variants, random rate, pitch and noise, written into the cache fo
 speech plus ``ESPEAK_MARGIN_S`` either side, as FSDD's recordings are. They have no speaker, so
 no split or held-out speaker ever holds them.
 
+``extra_train_dir`` adds recordings from a folder of ``<digit>/*.wav`` to the training split
+only, the same way: another synthesiser's digits (``pipelines/piper_digits.py`` writes Piper's),
+or a user's own recordings.
+
 The archive is GitHub's zip of the tag (16,419,872 bytes). The dataset publishes no checksum;
 the SHA-256 below is the one on public record for that zip (none is on record for the tar.gz).
 """
@@ -61,6 +65,7 @@ class FSDDDataModule(SpeechDataModule):
         espeak_per_digit: synthetic training utterances of each digit (0: none); see the module
             docstring.
         espeak_seed: seeds the synthetic utterances (voices, rates, pitches, noise).
+        extra_train_dir: a folder of ``<digit>/*.wav`` added to the training split only.
     """
 
     name: ClassVar[str] = "fsdd"
@@ -74,6 +79,7 @@ class FSDDDataModule(SpeechDataModule):
         length_buckets: list[int] = [30, 40, 50, 60, 80],  # noqa: B006
         espeak_per_digit: int = 0,
         espeak_seed: int = 0,
+        extra_train_dir: str | None = None,
         **kwargs,
     ) -> None:
         if split not in SPLITS:
@@ -98,9 +104,11 @@ class FSDDDataModule(SpeechDataModule):
         self.validation_speakers = sorted(set(validation_speakers))
         self.espeak_per_digit = espeak_per_digit
         self.espeak_seed = espeak_seed
+        self.extra_train_dir = None if extra_train_dir is None else Path(extra_train_dir)
         super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
         self.arguments.update(split=split, test_speakers=test_speakers, validation_speakers=validation_speakers,
-                              espeak_per_digit=espeak_per_digit, espeak_seed=espeak_seed)
+                              espeak_per_digit=espeak_per_digit, espeak_seed=espeak_seed,
+                              extra_train_dir=extra_train_dir)
 
     @property
     def recordings_dir(self) -> Path:
@@ -150,7 +158,8 @@ class FSDDDataModule(SpeechDataModule):
                 )
             )
         self._check_speakers({u.speaker for u in found})
-        return sorted(found + self._espeak_utterances(), key=lambda utterance: utterance.key)
+        extra = self._espeak_utterances() + self._extra_utterances()
+        return sorted(found + extra, key=lambda utterance: utterance.key)
 
     def _espeak_utterances(self) -> list[Utterance]:
         """The synthetic digits, all training data, each cut to its speech and a margin."""
@@ -170,6 +179,25 @@ class FSDDDataModule(SpeechDataModule):
                     duration_s=speech[-1][1] + ESPEAK_MARGIN_S - start_s,
                 )
             )
+        return found
+
+    def _extra_utterances(self) -> list[Utterance]:
+        """``extra_train_dir/<digit>/*.wav``, all training data, with no speaker."""
+        if self.extra_train_dir is None:
+            return []
+        folder = self.extra_train_dir
+        if not folder.is_dir():
+            raise SpeechRNNError(f"FSDD extra_train_dir {folder} is not a folder; pass a folder of <digit>/*.wav "
+                                 "(python -m pipelines.piper_digits writes one)")
+        found = []
+        for label_dir in sorted(path for path in folder.iterdir() if path.is_dir()):
+            if label_dir.name not in DIGITS:
+                raise SpeechRNNError(f"{label_dir} is not a digit's folder: extra_train_dir holds only 0/ .. 9/")
+            found += [Utterance(key=f"extra-{label_dir.name}-{path.stem}", path=path, split="train",
+                                label=label_dir.name) for path in sorted(label_dir.glob("*.wav"))]
+        if not found:
+            raise SpeechRNNError(f"no recordings in {folder}/<digit>/*.wav; generate them first "
+                                 f"(python -m pipelines.piper_digits --out {folder}) or drop extra_train_dir")
         return found
 
     def _split_of(self, speaker: str, index: int) -> str:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from speechrnn.errors import TrainingDiverged
 from speechrnn.models.gradient_decay import decay_factor, input_gradient_norms
@@ -48,6 +51,28 @@ class InitialWeights(L.Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         state = torch.load(self.checkpoint, map_location=pl_module.device, weights_only=True)["state_dict"]
         pl_module.load_state_dict(state)
+
+
+class WeightEMA(WeightAveraging):
+    """Validates, checkpoints and tests an exponential moving average of the weights.
+
+    Lightning's :class:`WeightAveraging` keeps the average after every step (``decay`` per step,
+    so it spans about ``1 / (1 - decay)`` steps) and swaps it in for validation and into every
+    checkpoint, so early stopping and the best checkpoint judge the averaged model, and that is
+    the model ``evaluate``, ``stream`` and ``export`` load.
+    """
+
+    def __init__(self, decay: float = 0.995) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"WeightEMA's decay must lie between 0 and 1, got {decay}")
+        super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # A checkpoint's ``state_dict`` holds the average. Lightning's callback would load the
+        # current, unaveraged weights into the model whenever its average exists, as it does when
+        # the fit's Trainer goes on to test its best checkpoint; only a resumed fit wants them.
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 class TrainingStability(L.Callback):

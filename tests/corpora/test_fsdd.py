@@ -9,7 +9,9 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from speechrnn.corpora import fsdd, synth
 from speechrnn.corpora.fsdd import FSDDDataModule
@@ -177,3 +179,44 @@ def test_espeak_digits_are_cut_to_their_speech_and_a_margin(recordings, make_dat
 def test_negative_espeak_count_is_a_user_error(make_data):
     with pytest.raises(SpeechRNNError, match="espeak_per_digit=-1"):
         make_data(FSDDDataModule, espeak_per_digit=-1)
+
+
+def write_extra(folder: Path, digits=range(10), per_digit: int = 2) -> None:
+    """``folder/<digit>/<n>.wav``: a tone per digit, as another synthesiser's digits would lie."""
+    for digit in digits:
+        (folder / str(digit)).mkdir(parents=True)
+        for n in range(per_digit):
+            t = np.arange(2400) / 8000
+            sf.write(folder / str(digit) / f"{n:04d}.wav", 0.3 * np.sin(2 * np.pi * (500 + 40 * digit) * t), 8000)
+
+
+def test_extra_recordings_reach_only_training_with_their_folders_label(recordings, make_data, tmp_path):
+    write_extra(tmp_path / "extra")
+    held_out = {"split": "speakers", "test_speakers": ["bob"]}
+    plain = make_data(FSDDDataModule, prepare=True, **held_out)
+    extended = make_data(FSDDDataModule, prepare=True, extra_train_dir=str(tmp_path / "extra"),
+                         cache_dir=str(plain.cache_dir / "extended"), **held_out)
+    extra = [u for u in extended.utterances() if u.key.startswith("extra-")]
+    assert sorted(u.label for u in extra) == sorted(fsdd.DIGITS * 2)
+    assert all((u.split, u.speaker, u.path.parent.name) == ("train", "", u.label) for u in extra)
+    for split in ("validation", "test"):
+        assert extended.splits[split].keys == plain.splits[split].keys
+    added = [key for key in extended.splits["train"].keys if key not in plain.splits["train"].keys]
+    assert sorted(added) == sorted(u.key for u in extra)
+
+
+@pytest.mark.parametrize("layout, message", [
+    (None, "is not a folder"),
+    ("eleven", "is not a digit's folder"),
+    ("empty", "no recordings in"),
+])
+def test_a_bad_extra_folder_is_a_user_error_naming_it(recordings, make_data, tmp_path, layout, message):
+    folder = tmp_path / "extra"
+    if layout == "eleven":
+        write_extra(folder, digits=[3])
+        (folder / "11").mkdir()
+    elif layout == "empty":
+        (folder / "3").mkdir(parents=True)
+    with pytest.raises(SpeechRNNError, match=message) as caught:
+        make_data(FSDDDataModule, extra_train_dir=str(folder)).utterances()
+    assert str(folder) in str(caught.value)

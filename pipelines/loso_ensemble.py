@@ -1,0 +1,118 @@
+"""Leave-one-speaker-out with an ensemble: each held-out speaker's posteriors averaged over runs.
+
+Several ``make loso`` runs of one cell (other seeds, other voice sources) each hold a best
+checkpoint per held-out speaker. For every speaker, each run's checkpoint scores that speaker's
+test utterances, and the ensemble's answer is the class with the highest mean posterior. Each
+member's accuracy is computed again on the way and must equal its fold's ``results.json``, so the
+ensemble is scored on exactly the data and model each run reported. Writes ``results.json`` and
+``table.md`` (each member and the ensemble: mean over speakers, 95% interval, each speaker)::
+
+    python -m pipelines.loso_ensemble --out runs/loso-ensemble runs/loso-a runs/loso-b runs/loso-c [--cell gru]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipelines.loso import speaker_table
+from speechrnn.checkpoint import load_checkpoint
+from speechrnn.cli import exit_on_user_error
+from speechrnn.errors import SpeechRNNError
+from speechrnn.evaluation import build_datamodule
+from speechrnn.files import write_json
+from speechrnn.stats import t_interval
+
+AGREEMENT = 1e-6  # a member's recomputed accuracy against its results.json
+
+
+def fold_speakers(run: Path, cell: str) -> list[str]:
+    """The held-out speakers of a finished run: its fold folders with a ``results.json``."""
+    folds = sorted(path.parent.name for path in (run / cell).glob("*/results.json"))
+    if not folds:
+        raise SpeechRNNError(f"{run / cell} holds no finished fold (<speaker>/results.json); "
+                             f"pass the --out folder of a finished `make loso` run of {cell}")
+    return folds
+
+
+def posteriors(fold: Path, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """One fold's best checkpoint on its test split: ``(posteriors (N, C), targets (N,), keys)``,
+    its accuracy checked against the fold's ``results.json``."""
+    ckpt = load_checkpoint(fold / "checkpoints" / "best.ckpt")
+    datamodule = build_datamodule(ckpt, data_root=data_root)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    model = ckpt.model().eval()
+    probs, targets = [], []
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader():
+            probs.append(model(batch.feats, batch.lengths).softmax(-1))
+            targets.append(batch.targets)
+    probs, targets = torch.cat(probs), torch.cat(targets)
+    reported = json.loads((fold / "results.json").read_text())["test"]["accuracy"]
+    accuracy = (probs.argmax(-1) == targets).double().mean().item()
+    if abs(accuracy - reported) > AGREEMENT:
+        raise SpeechRNNError(f"{fold}: its best checkpoint scores {accuracy:.4f} on the test split now, its "
+                             f"results.json says {reported:.4f}; the data or the checkpoint changed since the run, "
+                             "so rerun that fold")
+    return probs, targets, list(datamodule.splits["test"].keys)
+
+
+def ensemble(runs: list[Path], cell: str, data_root: str | None) -> dict[str, dict[str, float]]:
+    """Per member run and for the ensemble: each held-out speaker's accuracy."""
+    speakers = fold_speakers(runs[0], cell)
+    for run in runs[1:]:
+        if fold_speakers(run, cell) != speakers:
+            raise SpeechRNNError(f"{run} held out {fold_speakers(run, cell)}, {runs[0]} {speakers}; "
+                                 "an ensemble needs the same folds in every run")
+    names = [run.name for run in runs]
+    if len(set(names)) < len(names):
+        raise SpeechRNNError(f"runs {names} share a folder name; the table names each member by it")
+    accuracy = {name: {} for name in [*names, "ensemble"]}
+    progress = tqdm(total=len(speakers) * len(runs), desc="folds scored", unit="fold")
+    for speaker in speakers:
+        scored = []
+        for run in runs:
+            scored.append(posteriors(run / cell / speaker, data_root))
+            progress.update()
+        _, targets, keys = scored[0]
+        for run, (probs, other_targets, other_keys) in zip(runs[1:], scored[1:]):
+            if other_keys != keys or not torch.equal(other_targets, targets):
+                raise SpeechRNNError(f"{run / cell / speaker} tested other utterances than "
+                                     f"{runs[0] / cell / speaker}; an ensemble needs the same test split")
+        for name, (probs, _, _) in zip(names, scored):
+            accuracy[name][speaker] = (probs.argmax(-1) == targets).double().mean().item()
+        mean_probs = torch.stack([probs for probs, _, _ in scored]).mean(0)
+        accuracy["ensemble"][speaker] = (mean_probs.argmax(-1) == targets).double().mean().item()
+    progress.close()
+    return accuracy
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="the --out folders of finished `make loso` runs")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cell", default="gru")
+    parser.add_argument("--data_root", help="the folder holding the corpus (default: as each run was trained)")
+    args = parser.parse_args(argv)
+    if len(args.runs) < 2:
+        raise SpeechRNNError(f"an ensemble needs two or more runs, got {len(args.runs)}")
+    accuracy = ensemble(args.runs, args.cell, args.data_root)
+    summary = {}
+    for name, by_speaker in accuracy.items():
+        mean, low, high = t_interval(list(by_speaker.values()))
+        summary[name] = {"mean": mean, "ci95": [low, high], "speakers": by_speaker}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "results.json", {"cell": args.cell, "runs": [str(run) for run in args.runs],
+                                           "summary": summary})
+    table = speaker_table(summary)
+    (args.out / "table.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)

@@ -1,0 +1,55 @@
+"""The ensemble over leave-one-speaker-out runs, on a tiny generated FSDD-style tree."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from speechrnn.errors import SpeechRNNError
+from tones import write_digits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def finished_run(tmp_path, monkeypatch):
+    """A finished two-fold GRU run (ann and bob held out) in ``tmp_path/run``."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from pipelines import loso
+
+    write_digits(tmp_path / "data")
+    loso.main(["--out", str(tmp_path / "run"), "--cells", "gru", "--data_root", str(tmp_path / "data"),
+               "--speakers", "ann", "bob", "--epochs", "1", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+               "--data.init_args.batch_size=8", "--model.hidden_size=8", "--model.num_layers=1"])
+    return tmp_path / "run"
+
+
+def test_members_are_rescored_as_reported_and_an_ensemble_of_copies_changes_nothing(finished_run, tmp_path):
+    from pipelines import loso_ensemble
+
+    shutil.copytree(finished_run, tmp_path / "copy")
+    loso_ensemble.main([str(finished_run), str(tmp_path / "copy"), "--out", str(tmp_path / "ens")])
+    summary = json.loads((tmp_path / "ens" / "results.json").read_text())["summary"]
+    reported = {s: json.loads((finished_run / "gru" / s / "results.json").read_text())["test"]["accuracy"]
+                for s in ("ann", "bob")}
+    for name in ("run", "copy", "ensemble"):
+        assert summary[name]["speakers"] == pytest.approx(reported, abs=1e-6)
+    assert "ensemble" in (tmp_path / "ens" / "table.md").read_text()
+
+
+def test_a_member_that_no_longer_scores_what_it_reported_is_refused(finished_run, tmp_path):
+    from pipelines import loso_ensemble
+
+    shutil.copytree(finished_run, tmp_path / "copy")
+    results = tmp_path / "copy" / "gru" / "bob" / "results.json"
+    fold = json.loads(results.read_text())
+    fold["test"]["accuracy"] = 1.5  # as if the data had changed since
+    results.write_text(json.dumps(fold))
+    with pytest.raises(SpeechRNNError, match=r"copy/gru/bob: .* results.json says 1.5000"):
+        loso_ensemble.main([str(finished_run), str(tmp_path / "copy"), "--out", str(tmp_path / "ens")])
+
+    shutil.rmtree(tmp_path / "copy" / "gru" / "bob")
+    with pytest.raises(SpeechRNNError, match="the same folds in every run"):
+        loso_ensemble.main([str(finished_run), str(tmp_path / "copy"), "--out", str(tmp_path / "ens")])
+    assert not (tmp_path / "ens").exists()
