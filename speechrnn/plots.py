@@ -164,9 +164,11 @@ def plot_operating_curves(curves: dict[str, list], path: Path, target: tuple[flo
     ``target`` is ``(false_alarms_per_hour, detection_rate)``, marked with a star.
     """
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    for name, curve in curves.items():
+    colours = len(plt.rcParams["axes.prop_cycle"])
+    for i, (name, curve) in enumerate(curves.items()):
         points = sorted((alarms, 100 * rate) for _, rate, alarms in curve)
-        ax.plot(*zip(*points), marker="o", markersize=3, label=name)
+        # past the colour cycle the colours repeat: a second line style tells those lines apart
+        ax.plot(*zip(*points), marker="o", markersize=3, label=name, linestyle="-" if i < colours else "--")
     if target is not None:
         ax.plot(target[0], 100 * target[1], marker="*", markersize=12, color="black", linestyle="", label="target")
     ax.set_xscale("symlog", linthresh=1)  # 0 false alarms stays on the axis
