@@ -66,8 +66,8 @@ def ensemble(runs: list[Path], cell: str, data_root: str | None) -> dict[str, di
     """Per member run and for the ensemble: each held-out speaker's accuracy."""
     speakers = fold_speakers(runs[0], cell)
     for run in runs[1:]:
-        if fold_speakers(run, cell) != speakers:
-            raise SpeechRNNError(f"{run} held out {fold_speakers(run, cell)}, {runs[0]} {speakers}; "
+        if (held_out := fold_speakers(run, cell)) != speakers:
+            raise SpeechRNNError(f"{run} held out {held_out}, {runs[0]} {speakers}; "
                                  "an ensemble needs the same folds in every run")
     names = [run.name for run in runs]
     if len(set(names)) < len(names):

@@ -28,17 +28,16 @@ import soundfile as sf
 from tqdm import tqdm
 
 from speechrnn.cli import exit_on_user_error
-from speechrnn.corpora.synth import DIGITS
+from speechrnn.corpora.fsdd import SPEECH_MARGIN_S
+from speechrnn.corpora.synth import DIGITS, SNR_DB
 from speechrnn.data.audio import resample
 from speechrnn.errors import SpeechRNNError
 
-MARGIN_S = 0.05  # silence kept either side of the speech, as FSDD's clips and the eSpeak digits
 TRIM_DB = 40  # below the clip's peak: silence
 LENGTH_SCALE = (0.8, 1.3)  # Piper's duration factor: > 1 is slower
 NOISE_SCALE = (0.4, 1.0)
 NOISE_W_SCALE = (0.4, 1.0)
 SHIFT = (0.9, 1.1)  # pitch and formants, by resampling
-SNR_DB = (10.0, 30.0)
 
 # (word, length_scale, noise_scale, noise_w_scale) -> (float audio, its sample rate)
 Synthesise = Callable[[str, float, float, float], tuple[np.ndarray, int]]
@@ -69,7 +68,7 @@ def spoken_digit(synthesise: Synthesise, word: str, rng: np.random.Generator) ->
     # 20 ms frames, 5 ms apart: librosa's default frames (2,048 samples) would keep ~0.1 s of silence
     _, (start, end) = librosa.effects.trim(audio, top_db=TRIM_DB, frame_length=round(0.02 * rate),
                                            hop_length=round(0.005 * rate))
-    margin = round(MARGIN_S * rate)
+    margin = round(SPEECH_MARGIN_S * rate)
     audio = audio[max(0, start - margin):end + margin]
     noise = rng.standard_normal(len(audio)).astype(np.float32)
     noise *= np.sqrt(np.mean(audio**2) / np.mean(noise**2) / 10 ** (rng.uniform(*SNR_DB) / 10))

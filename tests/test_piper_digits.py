@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from pipelines import piper_digits
+from speechrnn.corpora.fsdd import SPEECH_MARGIN_S
 from speechrnn.errors import SpeechRNNError
 
 RATE = 16000
@@ -36,7 +37,7 @@ def test_clips_lie_by_digit_cut_to_their_speech_and_a_margin(tmp_path):
     for path in tmp_path.rglob("*.wav"):
         audio, rate = sf.read(path)
         # the tone lasts 0.16-0.26 s at length_scale 0.8-1.3 and a shift of 0.9-1.1; the 0.6 s of silence is gone
-        assert rate == RATE and 0.14 + 2 * piper_digits.MARGIN_S <= len(audio) / rate <= 0.3 + 2 * piper_digits.MARGIN_S
+        assert rate == RATE and 0.14 + 2 * SPEECH_MARGIN_S <= len(audio) / rate <= 0.3 + 2 * SPEECH_MARGIN_S
         assert np.abs(audio).max() <= 1
 
 

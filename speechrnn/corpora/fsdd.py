@@ -16,7 +16,7 @@ Splits, both deterministic:
 ``espeak_per_digit`` adds that many eSpeak NG utterances of each digit ("zero" .. "nine") to the
 training split only: the embedded corpus's generator (:mod:`speechrnn.corpora.synth`) with all of
 eSpeak's voice variants, random rate, pitch and noise, written into the cache folder and cut to the
-speech plus ``ESPEAK_MARGIN_S`` either side, as FSDD's recordings are. They have no speaker, so
+speech plus ``SPEECH_MARGIN_S`` either side, as FSDD's recordings are. They have no speaker, so
 no split or held-out speaker ever holds them.
 
 ``extra_train_dir`` adds recordings from a folder of ``<digit>/*.wav`` to the training split
@@ -49,7 +49,7 @@ RECORDING = re.compile(r"(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)")
 TEST_INDICES = range(5)
 VALIDATION_INDICES = range(5, 10)
 SPLITS = ("conventional", "speakers")
-ESPEAK_MARGIN_S = 0.05  # FSDD's clips hold little silence; the generator leaves 0.05-0.6 s
+SPEECH_MARGIN_S = 0.05  # silence kept around a synthetic digit's speech: FSDD's clips hold little; eSpeak leaves 0.05-0.6 s
 
 
 class FSDDDataModule(SpeechDataModule):
@@ -168,7 +168,7 @@ class FSDDDataModule(SpeechDataModule):
         found = []
         for spoken in synth.read_corpus(self.espeak_path):
             speech = [(start, end) for start, end, phone in spoken.phones if phone != SILENCE]
-            start_s = max(0.0, speech[0][0] - ESPEAK_MARGIN_S)
+            start_s = max(0.0, speech[0][0] - SPEECH_MARGIN_S)
             found.append(
                 Utterance(
                     key=f"espeak-{spoken.key}",
@@ -176,7 +176,7 @@ class FSDDDataModule(SpeechDataModule):
                     split="train",
                     label=str(synth.DIGITS.index(spoken.label)),
                     start_s=start_s,
-                    duration_s=speech[-1][1] + ESPEAK_MARGIN_S - start_s,
+                    duration_s=speech[-1][1] + SPEECH_MARGIN_S - start_s,
                 )
             )
         return found

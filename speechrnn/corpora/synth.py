@@ -71,11 +71,9 @@ def corpus_name(seed: int, per_word: int, snr_db: tuple[float, float]) -> str:
 
 def check_settings(per_word: int, snr_db: tuple[float, float], held_out: bool = True) -> None:
     """Raise SpeechRNNError for settings that cannot make a usable corpus."""
-    if per_word < (MIN_PER_WORD if held_out else 1):
-        raise SpeechRNNError(
-            f"per_word={per_word} leaves a split without some word; use "
-            f"{MIN_PER_WORD if held_out else 1} or more"
-        )
+    least = MIN_PER_WORD if held_out else 1
+    if per_word < least:
+        raise SpeechRNNError(f"per_word={per_word} leaves a split without some word; use {least} or more")
     if snr_db[0] > snr_db[1]:
         raise SpeechRNNError(f"snr_db={list(snr_db)} must be [low, high]")
 

@@ -172,8 +172,8 @@ def test_espeak_digits_are_cut_to_their_speech_and_a_margin(recordings, make_dat
     for spoken in synth.read_corpus(dm.espeak_path):
         speech = [(start, end) for start, end, phone in spoken.phones if phone != synth.SILENCE]
         clip = clips[spoken.path]
-        assert clip.start_s == pytest.approx(speech[0][0] - fsdd.ESPEAK_MARGIN_S)
-        assert clip.start_s + clip.duration_s == pytest.approx(speech[-1][1] + fsdd.ESPEAK_MARGIN_S)
+        assert clip.start_s == pytest.approx(speech[0][0] - fsdd.SPEECH_MARGIN_S)
+        assert clip.start_s + clip.duration_s == pytest.approx(speech[-1][1] + fsdd.SPEECH_MARGIN_S)
 
 
 def test_negative_espeak_count_is_a_user_error(make_data):
