@@ -10,7 +10,7 @@ RUN_DIR ?= runs/$(lastword $(DATA))-$(MODEL)
 # a corpus whose recipe sets model keys has them in configs/experiment/<data>.yaml (fsdd does)
 EXPERIMENT ?= $(wildcard $(foreach data,$(DATA),configs/experiment/$(data).yaml))
 
-.PHONY: help install demo train test test-slow lint bench sweep gpu-check streaming loso tune
+.PHONY: help install demo train test test-slow lint bench sweep gpu-check gpu-bench streaming loso tune
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -64,3 +64,6 @@ lint: install  ## ruff
 
 gpu-check: install  ## one bf16 epoch with features on the GPU; says so and exits 0 without a GPU
 	$(PY) -m benchmarks.gpu_check $(ARGS)
+
+gpu-bench: install  ## the training path, an SC-sized epoch and minGRU's scan against cuDNN, on a GPU
+	$(PY) -m benchmarks.gpu_bench --fsdd_root $(FSDD_ROOT) --out runs/gpu-bench $(ARGS)

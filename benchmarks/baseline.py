@@ -46,6 +46,7 @@ def pad_collate(items: list[tuple[torch.Tensor, int]]) -> Batch:
 
 
 def baseline_loader(utterances: list[Utterance], settings: FeatureSettings, labels: list[str],
-                    batch_size: int) -> DataLoader:
+                    batch_size: int, workers: int = WORKERS, pin_memory: bool = False) -> DataLoader:
+    """``pin_memory`` for a loop that copies each batch to a GPU, as a tutorial for one does."""
     return DataLoader(WavMFCCDataset(utterances, settings, labels), batch_size=batch_size,
-                      shuffle=True, num_workers=WORKERS, collate_fn=pad_collate)
+                      shuffle=True, num_workers=workers, collate_fn=pad_collate, pin_memory=pin_memory)

@@ -97,10 +97,17 @@ def fit_args(grid: dict, run: Run, frames: int, run_dir: Path) -> list[str]:
             "--trainer.callbacks.patience", str(grid["patience"]),
             "--trainer.callbacks+=speechrnn.training.learning_curve.LearningCurve",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            "--trainer.logger.init_args.name", run.name,
+            *logger_args(run), "--run_dir", str(run_dir)]
+
+
+def logger_args(run: Run) -> list[str]:
+    """The run's W&B name, group and tags; with ``WANDB_MODE=disabled``, no logger at all, so a
+    machine without ``wandb`` installed can run the grid."""
+    if os.environ.get("WANDB_MODE") == "disabled":
+        return ["--trainer.logger", "false"]
+    return ["--trainer.logger.init_args.name", run.name,
             "--trainer.logger.init_args.group", os.environ["WANDB_RUN_GROUP"],
-            "--trainer.logger.init_args.tags", json.dumps([run.variant, f"delay{run.delay_s:g}s"]),
-            "--run_dir", str(run_dir)]
+            "--trainer.logger.init_args.tags", json.dumps([run.variant, f"delay{run.delay_s:g}s"])]
 
 
 def record_path(out: Path, run: Run) -> Path:

@@ -1,4 +1,5 @@
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,14 @@ def test_an_agents_run_is_fitted_by_name_and_recorded(sweep_module, tmp_path, mo
     assert json.loads((out / "runs" / name / "record.json").read_text())["name"] == name
     with pytest.raises(SpeechRNNError, match="is not a run of"):
         sweep_module.main(["--grid", str(grid_path), "--out", str(out), "--run", "nothing"])
+
+
+def test_with_wandb_disabled_a_run_fits_without_a_logger_or_wandb(sweep_module, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as on a machine without wandb: importing it fails
+    grid_path, out = tiny_grid(tmp_path), tmp_path / "sweep"
+    name = sweep_module.grid_runs(yaml.safe_load(grid_path.read_text()))[0].name
+    sweep_module.main(["--grid", str(grid_path), "--out", str(out), "--run", name])
+    run_dir = out / "runs" / name
+    assert json.loads((run_dir / "record.json").read_text())["test_acc"] is not None
+    assert not (run_dir / "wandb").exists()

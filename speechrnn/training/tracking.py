@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import sys
 
 import lightning as L
 import yaml
@@ -103,8 +104,8 @@ def finish_run(exit_code: int = 0) -> None:
 
     ``exit_code`` 1 marks it failed in W&B (a diverged sweep run).
     """
-    wandb = _wandb()
-    if wandb.run is not None:
+    wandb = sys.modules.get("wandb")  # never imported: no run to close (a fit with no W&B logger)
+    if wandb is not None and wandb.run is not None:
         wandb.finish(exit_code=exit_code)
 
 
