@@ -2,7 +2,8 @@
 
 Every gate reads only ``x_t``, so the state update ``h_t = a_t * h_{t-1} + b_t`` is linear in
 ``h`` and the whole sequence is one linear recurrence, solved here by :func:`linear_scan` in
-``O(sqrt(T))`` sequential kernel launches instead of ``T``. Both layers take
+``O(sqrt(T))`` sequential kernel launches instead of ``T`` (in one on CUDA with Triton,
+:mod:`~speechrnn.models.scan_triton`; one compiled pass on a CPU). Both layers take
 ``nn.GRU(batch_first=True)``'s call, ``layer(x (B, T, F), h0 (1, B, H) | None) -> (out, h_n)``,
 so :class:`~speechrnn.models.encoder.RecurrentEncoder` stacks and reverses them like ``nn.GRU``.
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speechrnn.models import scan_kernel
+from speechrnn.models import scan_kernel, scan_triton
 from speechrnn.models.recurrence import recurrence_chunk
 
 
@@ -73,8 +74,15 @@ def _scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None,
     return h.view(batch, chunks * chunk, hidden)[:, :frames]
 
 
+def _solve(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None, reverse: bool = False) -> Tensor:
+    """:func:`_scan`'s result: from the Triton kernel where it runs and no ``chunk`` is asked for."""
+    if chunk is None and scan_triton.available(drive):
+        return scan_triton.linear_scan(decay, drive, h0, reverse)
+    return _scan(decay, drive, h0, chunk, reverse)
+
+
 class _LinearScan(torch.autograd.Function):
-    """Autograd for :func:`_scan` (or, given the compiled ``library``, its one-pass CPU twin): the
+    """Autograd for :func:`_solve` (or, given the compiled ``library``, its one-pass CPU twin): the
     adjoint of a linear recurrence is the same recurrence run backwards
     (``g_t = dL/dh_t + decay_{t+1} * g_{t+1}``), so backward costs one more scan and saves only
     ``decay``, ``h`` and ``h0``."""
@@ -82,7 +90,7 @@ class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None, library) -> Tensor:
         if library is None:
-            h = _scan(decay, drive, h0, chunk)
+            h = _solve(decay, drive, h0, chunk)
         else:
             h = scan_kernel.linear_scan(library, decay, drive, h0)
         ctx.save_for_backward(decay, h, h0)
@@ -95,7 +103,7 @@ class _LinearScan(torch.autograd.Function):
         if ctx.library is not None:
             return *scan_kernel.linear_scan_backward(ctx.library, decay, h0, h, grad_h), None, None
         next_decay = F.pad(decay[:, 1:], (0, 0, 0, 1))  # decay_{t+1}; nothing follows the last frame
-        grad = _scan(next_decay, grad_h, torch.zeros_like(h0), ctx.chunk, reverse=True)
+        grad = _solve(next_decay, grad_h, torch.zeros_like(h0), ctx.chunk, reverse=True)
         previous = torch.cat([h0[:, None], h[:, :-1]], dim=1)  # h_{t-1}
         return grad * previous, grad, decay[:, 0] * grad[:, 0], None, None
 
@@ -103,9 +111,10 @@ class _LinearScan(torch.autograd.Function):
 def linear_scan(decay: Tensor, drive: Tensor, h0: Tensor, chunk: int | None = None) -> Tensor:
     """All states of ``h_t = decay_t * h_{t-1} + drive_t``: ``(B, T, H)`` each, ``h0`` ``(B, H)``.
 
-    On a CPU one compiled pass (:mod:`~speechrnn.models.scan_kernel`), elsewhere (or given a
-    ``chunk``) the chunked scan; ``chunk`` (frames) only changes its order of work, not the result;
-    None picks about ``sqrt(T)``.
+    On a CPU one compiled pass (:mod:`~speechrnn.models.scan_kernel`), on CUDA one Triton kernel
+    (:mod:`~speechrnn.models.scan_triton`), elsewhere (or given a ``chunk``, or without Triton) the
+    chunked scan; ``chunk`` (frames) only changes its order of work, not the result; None picks
+    about ``sqrt(T)``.
     """
     return _LinearScan.apply(decay, drive, h0, chunk, scan_kernel.kernel(drive) if chunk is None else None)
 
