@@ -36,7 +36,6 @@ from torch import nn
 
 from benchmarks import scan_forms, step_time, training
 from benchmarks.baseline import baseline_loader
-from speechrnn.batch import Batch
 from speechrnn.corpora.fsdd import FSDDDataModule
 from speechrnn.data.cache import SplitFeatures
 from speechrnn.data.datamodule import SpeechDataModule
@@ -268,26 +267,26 @@ def report(results: dict) -> list[str]:
     lines = [f"# GPU benchmark: {results['device']}", ""]
     if "ceilings" in results:
         c = results["ceilings"]
-        lines += [f"Ceilings: copy {c['copy_GB_per_s']:,.0f} GB/s, bf16 matrix product "
-                  f"{c['bf16_matmul_TFLOP_per_s']:,.0f} TFLOP/s.", ""]
+        lines += [(f"Ceilings: copy {c['copy_GB_per_s']:,.0f} GB/s, bf16 matrix product "
+                  f"{c['bf16_matmul_TFLOP_per_s']:,.0f} TFLOP/s."), ""]
     if "fsdd" in results:
         f = results["fsdd"]
-        lines += [f"FSDD training ({f['train_utterances']} utterances per epoch, GRU 2x128, bf16, batches of "
-                  f"{BATCH_SIZE}; cache built in {f['cache_build_s']:.1f} s):", "",
+        lines += [(f"FSDD training ({f['train_utterances']} utterances per epoch, GRU 2x128, bf16, batches of "
+                  f"{BATCH_SIZE}; cache built in {f['cache_build_s']:.1f} s):"), "",
                   "| path | utterances/s |", "|---|---|",
                   f"| ours (features on the GPU, Lightning) | {f['ours_utt_per_s']:,.0f} |",
-                  f"| plain loop over a DataLoader (WAV + MFCC per item, {f['baseline_workers']} workers) | "
-                  f"{f['baseline_utt_per_s']:,.0f} |",
+                  (f"| plain loop over a DataLoader (WAV + MFCC per item, {f['baseline_workers']} workers) | "
+                  f"{f['baseline_utt_per_s']:,.0f} |"),
                   f"| model alone (plain loop, batches on the GPU) | {f['model_alone_utt_per_s']:,.0f} |", "",
-                  f"Ours is {f['speedup_vs_baseline']:.1f}x the DataLoader loop; its epoch takes "
-                  f"{f['pipeline_overhead']:.2f}x the model alone's."]
+                  (f"Ours is {f['speedup_vs_baseline']:.1f}x the DataLoader loop; its epoch takes "
+                  f"{f['pipeline_overhead']:.2f}x the model alone's.")]
         if "syncs" in f:
             lines += [sync_line(f["syncs"])]
         lines.append("")
     if "speech_commands_size" in results:
         s = results["speech_commands_size"]
-        lines += [f"Speech-Commands-sized epoch ({s['clips']:,} clips of {s['frames_per_clip']} frames, LSTM 2x128, "
-                  f"bf16, {s['steps_per_epoch']} steps): {s['epoch_s']:.1f} s, {s['clips_per_s']:,.0f} clips/s."]
+        lines += [(f"Speech-Commands-sized epoch ({s['clips']:,} clips of {s['frames_per_clip']} frames, LSTM 2x128, "
+                  f"bf16, {s['steps_per_epoch']} steps): {s['epoch_s']:.1f} s, {s['clips_per_s']:,.0f} clips/s.")]
         if "syncs" in s:
             lines += [sync_line(s["syncs"])]
         lines.append("")
