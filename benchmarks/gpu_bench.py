@@ -40,7 +40,6 @@ from speechrnn.corpora.fsdd import FSDDDataModule
 from speechrnn.data.cache import SplitFeatures
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.files import write_json
-from speechrnn.models.classifier import SpeechClassifier
 
 SECTIONS = ("ceilings", "fsdd", "speech_commands_size", "scan")
 FSDD_MODEL = {"cell": "gru", "hidden_size": 128, "num_layers": 2}  # benchmarks.run's model
@@ -126,12 +125,6 @@ def plain_epoch(model: nn.Module, batches, device: torch.device) -> float:
     return synchronized(device) - start
 
 
-def twin(model: SpeechClassifier, device: torch.device) -> SpeechClassifier:
-    copy = type(model)(**model.hparams)
-    copy.load_state_dict(model.state_dict())
-    return copy.to(device)
-
-
 def ceilings(device: torch.device) -> dict:
     """Copy bandwidth and bf16 matrix rate, medians of 10 after 3 warm-ups, on random data."""
     def timed(kernel, repeats: int = 10) -> float:
@@ -169,9 +162,9 @@ def bench_fsdd(fsdd_root: str, cache_dir: Path, device: torch.device, repeats: i
     ours = dm.train_dataloader()
     device_batches = [ours.dataset[indices] for indices in ours.sampler]  # on the GPU already
     baseline_s, alone_s = [], []
-    for _ in range(repeats + 1):  # fresh twins of the fitted model: the same weights and feature statistics
-        baseline_s.append(plain_epoch(twin(model, device), loader, device))
-        alone_s.append(plain_epoch(twin(model, device), device_batches, device))
+    for _ in range(repeats + 1):  # fresh twins of the fitted model
+        baseline_s.append(plain_epoch(training.twin(model).to(device), loader, device))
+        alone_s.append(plain_epoch(training.twin(model).to(device), device_batches, device))
     utts = len(dm.splits["train"])
     ours_s = training.median(clock.epoch_s[1:repeats + 1])
     baseline, alone = training.median(baseline_s[1:]), training.median(alone_s[1:])

@@ -94,10 +94,16 @@ class EpochTimer(L.Callback):
         bucketed = [padded[indices] for indices in self.epoch_batches]
         shuffled = random_batches(padded, len(self.epoch_batches[0]), seed=trainer.current_epoch)
         self.padding = {"bucketed": padding_ratio(bucketed), "random": padding_ratio(shuffled)}
-        twin = type(pl_module)(**pl_module.hparams)
-        twin.load_state_dict(pl_module.state_dict())
-        self.bucketed_s.append(train_steps(twin, bucketed))
-        self.random_s.append(train_steps(twin, shuffled))
+        copy = twin(pl_module)
+        self.bucketed_s.append(train_steps(copy, bucketed))
+        self.random_s.append(train_steps(copy, shuffled))
+
+
+def twin(model: SpeechClassifier) -> SpeechClassifier:
+    """A fresh copy of ``model``: the same hyperparameters, weights and feature statistics."""
+    copy = type(model)(**model.hparams)
+    copy.load_state_dict(model.state_dict())
+    return copy
 
 
 def median(values: list[float]) -> float:

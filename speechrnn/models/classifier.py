@@ -8,11 +8,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from speechrnn.batch import IGNORE_INDEX, Batch
 from speechrnn.errors import SpeechRNNError
-from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS, LengthBucketAccuracy, bucket_names
+from speechrnn.metrics import DEFAULT_LENGTH_BUCKETS, Accuracy, LengthBucketAccuracy, bucket_names
 from speechrnn.models.encoder import RecurrentEncoder
 from speechrnn.models.heads import FrameHead, UtteranceHead
 from speechrnn.models.memory_gates import GateInit
@@ -98,7 +98,7 @@ class SpeechClassifier(L.LightningModule):
             self.head = UtteranceHead(self.encoder.output_size, num_classes, pooling)
         # keyed "<split>_acc": a ModuleDict key may not shadow nn.Module.train
         self.accuracy = torch.nn.ModuleDict({
-            f"{split}_acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=IGNORE_INDEX)
+            f"{split}_acc": Accuracy(IGNORE_INDEX)
             for split in ("train", "val", "test")
         })
         self.bucket_accuracy = torch.nn.ModuleDict({
@@ -113,7 +113,7 @@ class SpeechClassifier(L.LightningModule):
         fold_ids = [folded.index(folding.get(lab, lab)) for lab in self.labels]
         self.register_buffer("fold_ids", torch.tensor(fold_ids), persistent=False)
         self.folded_accuracy = torch.nn.ModuleDict({
-            split: MulticlassAccuracy(len(folded), average="micro", ignore_index=IGNORE_INDEX)
+            split: Accuracy(IGNORE_INDEX)
             for split in ("val", "test")
         }) if label_folding else None
         self.results: dict[str, dict] = {}  # per split: the bucket table and confusion of the last epoch
