@@ -8,6 +8,9 @@ ensemble is scored on exactly the data and model each run reported. Writes ``res
 ``table.md`` (each member and the ensemble: mean over speakers, 95% interval, each speaker)::
 
     python -m pipelines.loso_ensemble --out runs/loso-ensemble runs/loso-a runs/loso-b runs/loso-c [--cell gru]
+
+Members may be runs of other cells: ``--cell`` then names one cell per run, in order
+(``--cell gru gru transformer``).
 """
 
 from __future__ import annotations
@@ -62,10 +65,11 @@ def posteriors(fold: Path, data_root: str | None) -> tuple[torch.Tensor, torch.T
     return probs, targets, list(datamodule.splits["test"].keys)
 
 
-def ensemble(runs: list[Path], cell: str, data_root: str | None) -> dict[str, dict[str, float]]:
-    """Per member run and for the ensemble: each held-out speaker's accuracy."""
-    speakers = fold_speakers(runs[0], cell)
-    for run in runs[1:]:
+def ensemble(runs: list[Path], cells: list[str], data_root: str | None) -> dict[str, dict[str, float]]:
+    """Per member run (``runs[i]`` read in its folder ``cells[i]``) and for the ensemble: each
+    held-out speaker's accuracy."""
+    speakers = fold_speakers(runs[0], cells[0])
+    for run, cell in zip(runs[1:], cells[1:]):
         if (held_out := fold_speakers(run, cell)) != speakers:
             raise SpeechRNNError(f"{run} held out {held_out}, {runs[0]} {speakers}; "
                                  "an ensemble needs the same folds in every run")
@@ -76,14 +80,14 @@ def ensemble(runs: list[Path], cell: str, data_root: str | None) -> dict[str, di
     progress = tqdm(total=len(speakers) * len(runs), desc="folds scored", unit="fold")
     for speaker in speakers:
         scored = []
-        for run in runs:
+        for run, cell in zip(runs, cells):
             scored.append(posteriors(run / cell / speaker, data_root))
             progress.update()
         _, targets, keys = scored[0]
-        for run, (probs, other_targets, other_keys) in zip(runs[1:], scored[1:]):
+        for run, cell, (probs, other_targets, other_keys) in zip(runs[1:], cells[1:], scored[1:]):
             if other_keys != keys or not torch.equal(other_targets, targets):
                 raise SpeechRNNError(f"{run / cell / speaker} tested other utterances than "
-                                     f"{runs[0] / cell / speaker}; an ensemble needs the same test split")
+                                     f"{runs[0] / cells[0] / speaker}; an ensemble needs the same test split")
         for name, (probs, _, _) in zip(names, scored):
             accuracy[name][speaker] = (probs.argmax(-1) == targets).double().mean().item()
         mean_probs = torch.stack([probs for probs, _, _ in scored]).mean(0)
@@ -96,18 +100,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="the --out folders of finished `make loso` runs")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cell", default="gru")
+    parser.add_argument("--cell", nargs="+", default=["gru"],
+                        help="the cell folder of every run, or one per run in order")
     parser.add_argument("--data_root", help="the folder holding the corpus (default: as each run was trained)")
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         raise SpeechRNNError(f"an ensemble needs two or more runs, got {len(args.runs)}")
-    accuracy = ensemble(args.runs, args.cell, args.data_root)
+    if len(args.cell) not in (1, len(args.runs)):
+        raise SpeechRNNError(f"--cell names {len(args.cell)} cells for {len(args.runs)} runs; "
+                             "give one cell for all, or one per run")
+    cells = args.cell * len(args.runs) if len(args.cell) == 1 else args.cell
+    accuracy = ensemble(args.runs, cells, args.data_root)
     summary = {}
     for name, by_speaker in accuracy.items():
         mean, low, high = t_interval(list(by_speaker.values()))
         summary[name] = {"mean": mean, "ci95": [low, high], "speakers": by_speaker}
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "results.json", {"cell": args.cell, "runs": [str(run) for run in args.runs],
+    write_json(args.out / "results.json", {"cells": cells, "runs": [str(run) for run in args.runs],
                                            "summary": summary})
     table = speaker_table(summary)
     (args.out / "table.md").write_text(table + "\n")

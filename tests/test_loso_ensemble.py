@@ -53,3 +53,17 @@ def test_a_member_that_no_longer_scores_what_it_reported_is_refused(finished_run
     with pytest.raises(SpeechRNNError, match="the same folds in every run"):
         loso_ensemble.main([str(finished_run), str(tmp_path / "copy"), "--out", str(tmp_path / "ens")])
     assert not (tmp_path / "ens").exists()
+
+
+def test_members_of_other_cells_are_read_from_the_folder_named_per_run(finished_run, tmp_path):
+    from pipelines import loso_ensemble
+
+    shutil.copytree(finished_run / "gru", tmp_path / "other" / "lstm")  # the same folds under another cell's name
+    loso_ensemble.main([str(finished_run), str(tmp_path / "other"), "--cell", "gru", "lstm",
+                        "--out", str(tmp_path / "ens")])
+    results = json.loads((tmp_path / "ens" / "results.json").read_text())
+    assert results["cells"] == ["gru", "lstm"]
+    assert results["summary"]["other"]["speakers"] == results["summary"]["run"]["speakers"]
+    with pytest.raises(SpeechRNNError, match="one cell for all, or one per run"):
+        loso_ensemble.main([str(finished_run), str(tmp_path / "other"), "--cell", "gru", "lstm", "rnn",
+                            "--out", str(tmp_path / "ens2")])
