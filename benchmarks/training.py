@@ -36,8 +36,8 @@ def bench_trainer(max_epochs: int, callbacks: list[L.Callback], accelerator: str
     """The Trainer of configs/trainer/cpu.yaml (or gpu.yaml: ``accelerator="gpu"``,
     ``precision="bf16-mixed"``) without validation, logging or checkpoints; it normalises as
     ``speechrnn fit`` does."""
-    return L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=max_epochs, limit_val_batches=0,
-                     num_sanity_val_steps=0, gradient_clip_val=GRADIENT_CLIP,
+    return L.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=max_epochs,
+                     limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=GRADIENT_CLIP,
                      use_distributed_sampler=False, logger=False, enable_checkpointing=False,
                      enable_progress_bar=False, enable_model_summary=False,
                      callbacks=[FeatureStatistics(), *callbacks])

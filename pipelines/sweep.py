@@ -19,8 +19,10 @@ of the selection is fitted everywhere, and chosen afterwards from ``val/acc``)::
     python -m pipelines.sweep --grid configs/sweep/default.yaml --wandb-config > sweep.yaml
     wandb sweep sweep.yaml    # then, on each machine: wandb agent <entity/project/id>
 
-``WANDB_MODE=disabled`` fits every run without a W&B logger (a GPU machine without ``wandb``:
-add ``-- --trainer.accelerator gpu``). On a shared CPU run it with ``OMP_NUM_THREADS=1`` (``make sweep`` does): these small recurrent
+``WANDB_MODE=disabled`` fits every run without a W&B logger (on a GPU machine without ``wandb``,
+add ``-- --trainer.accelerator gpu``).
+
+On a shared CPU run it with ``OMP_NUM_THREADS=1`` (``make sweep`` does): these small recurrent
 steps gain nothing from a second thread, and threads spinning against other jobs made each run
 about 25 times slower in our measurements.
 """
