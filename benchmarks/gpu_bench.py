@@ -157,8 +157,7 @@ def bench_fsdd(fsdd_root: str, cache_dir: Path, device: torch.device, repeats: i
     trainer = gpu_trainer(repeats + 1 + (device.type == "cuda"), [clock], accelerator)
     model = training.build_model(dm, **FSDD_MODEL)
     trainer.fit(model, datamodule=dm)  # warm-up epoch, timed epochs, then the sync-counting epoch
-    train = [u for u in dm.utterances() if u.split == "train" and u.key in set(dm.splits["train"].keys)]
-    loader = baseline_loader(train, dm.features, dm.labels, BATCH_SIZE, workers=workers, pin_memory=device.type == "cuda")
+    loader = baseline_loader(training.training_utterances(dm), dm.features, dm.labels, BATCH_SIZE, workers=workers, pin_memory=device.type == "cuda")
     ours = dm.train_dataloader()
     device_batches = [ours.dataset[indices] for indices in ours.sampler]  # on the GPU already
     baseline_s, alone_s = [], []

@@ -72,7 +72,7 @@ def bench_training(dm: SpeechDataModule, repeats: int, augmented: SpeechDataModu
     """
     ours, baseline, with_augment = training.EpochTimer(reference=True), training.EpochTimer(), training.EpochTimer()
     split = dm.splits["train"]
-    train = [u for u in dm.utterances() if u.split == "train" and u.key in set(split.keys)]
+    train = training.training_utterances(dm)
     for _ in range(repeats):
         trainer = training.bench_trainer(2, [ours])
         trainer.fit(training.build_model(dm, **MODEL), datamodule=dm)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from speechrnn.batch import Batch
 from speechrnn.data.batching import PaddedBatches
+from speechrnn.data.corpus import Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.training.callbacks import FeatureStatistics
@@ -97,6 +98,12 @@ class EpochTimer(L.Callback):
         copy = twin(pl_module)
         self.bucketed_s.append(train_steps(copy, bucketed))
         self.random_s.append(train_steps(copy, shuffled))
+
+
+def training_utterances(dm: SpeechDataModule) -> list[Utterance]:
+    """The utterances of the data module's loaded training split, for the baseline to decode."""
+    keys = set(dm.splits["train"].keys)
+    return [u for u in dm.utterances() if u.split == "train" and u.key in keys]
 
 
 def twin(model: SpeechClassifier) -> SpeechClassifier:

@@ -1,8 +1,8 @@
-"""The Triton scan. Its kernel runs on CPU tensors under Triton's interpreter, which is chosen
-when ``triton.jit`` decorates (Triton's own library included, at import): so this file runs
-itself again in a child process with ``TRITON_INTERPRET=1``, where the interpreted tests run."""
+"""The Triton scan. Its kernel also runs on CPU tensors under Triton's interpreter, which is
+chosen when ``triton.jit`` decorates (Triton's own library included, at import): so the
+interpreted tests, in ``scan_triton_interpreted.py``, run in a child process with
+``TRITON_INTERPRET=1``."""
 
-import functools
 import os
 import subprocess
 import sys
@@ -13,31 +13,16 @@ import torch
 
 pytest.importorskip("triton")
 
-from speechrnn.models import scan_kernel, scan_triton
-from speechrnn.models.mingru import linear_scan
-
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-interpreted_only = pytest.mark.skipif(not INTERPRETED, reason="run by test_kernel_under_the_interpreter")
-# small blocks, so that T = 37 spans three tiles (the last one partial) and H = 20 two unit blocks
-BLOCKS = {"block_t": 16, "block_h": 16}
+from speechrnn.models import scan_triton
 
 
-@pytest.mark.skipif(INTERPRETED, reason="this is the child process")
 def test_kernel_under_the_interpreter():
-    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+    interpreted = Path(__file__).with_name("scan_triton_interpreted.py")
+    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(interpreted)],
                            check=False, env={**os.environ, "TRITON_INTERPRET": "1"}, cwd=Path(__file__).parents[1],
                            capture_output=True, text=True)
     assert child.returncode == 0, child.stdout + child.stderr
-    assert " passed" in child.stdout and "skipped" in child.stdout  # the interpreted tests ran
-
-
-@pytest.fixture
-def interpreted(monkeypatch):
-    """The layers take the (interpreted) kernel on CPU tensors, with small blocks."""
-    monkeypatch.setattr(scan_triton, "available", lambda x: True)
-    monkeypatch.setattr(scan_triton, "linear_scan", functools.partial(scan_triton.linear_scan, **BLOCKS))
-    monkeypatch.setattr(scan_kernel, "kernel", lambda x: None)  # not the CPU kernel
-    return scan_triton
+    assert " passed" in child.stdout and "skipped" not in child.stdout  # the interpreted tests ran
 
 
 def inputs(dtype, device="cpu", batch=2, frames=37, hidden=20):
@@ -58,44 +43,11 @@ def frame_by_frame(decay, drive, h0, reverse):
     return torch.stack(states[::-1] if reverse else states, dim=1)
 
 
-@interpreted_only
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_kernel_matches_the_frame_by_frame_recurrence(interpreted, dtype, reverse):
-    decay, drive, h0 = inputs(dtype)
-    h = interpreted.linear_scan(decay, drive, h0, reverse)
-    assert h.dtype == dtype
-    tolerance = 1e-6 if dtype == torch.float32 else 1e-12
-    torch.testing.assert_close(h.double(), frame_by_frame(decay, drive, h0, reverse), atol=tolerance,
-                               rtol=tolerance)
-
-
-@interpreted_only
-def test_kernel_stores_in_the_inputs_dtype(interpreted):
-    decay, drive, h0 = (x.to(torch.bfloat16) for x in inputs(torch.float32))
-    h = interpreted.linear_scan(decay, drive, h0)
-    assert h.dtype == torch.bfloat16
-    torch.testing.assert_close(h, frame_by_frame(decay, drive, h0, reverse=False).to(torch.bfloat16))
-
-
-@interpreted_only
-def test_gradients_through_the_kernel_equal_the_chunked_scans(interpreted):
-    decay, drive, h0 = (x.requires_grad_() for x in inputs(torch.float64))
-    weights = torch.randn(decay.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-
-    def run(chunk):
-        h = linear_scan(decay, drive, h0, chunk)
-        return h, *torch.autograd.grad((h * weights).sum(), [decay, drive, h0])
-
-    for kernel, chunked in zip(run(None), run(chunk=6)):
-        torch.testing.assert_close(kernel, chunked, atol=1e-12, rtol=1e-12)
-
-
 def test_kernel_is_only_offered_for_cuda_tensors():
     assert not scan_triton.available(torch.zeros(2, 3, 4))
 
 
-@pytest.mark.skipif(INTERPRETED or not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("reverse", [False, True])
 def test_compiled_kernel_on_cuda(reverse):
     decay, drive, h0 = inputs(torch.float32, "cuda", batch=3, frames=1000, hidden=70)
