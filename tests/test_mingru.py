@@ -101,3 +101,38 @@ def test_min_gru_cpu_kernel_gradient_is_exact():
     x = 2 * torch.randn(2, 9, 3, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(1, 2, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, h0: layer(x, h0)[0], (x, h0))
+
+
+def test_min_gru_pooled_in_the_kernel_equals_the_weighted_sum_of_its_states(monkeypatch):
+    torch.manual_seed(0)
+    layer = MinGRU(5, 8)
+    x = 2 * torch.randn(3, 400, 5, requires_grad=True)
+    weights = torch.rand(3, 400)
+    weights[1, 250:] = 0  # padding: frames that do not count
+
+    def run():
+        pooled = layer.pooled(x, weights)
+        return pooled, *torch.autograd.grad((pooled * torch.arange(8.0)).sum(), [x, *layer.parameters()])
+
+    assert scan_kernel.kernel(x) is not None, "the CPU kernel should build where g++ is installed"
+    compiled = run()
+    monkeypatch.setattr(scan_kernel, "kernel", lambda x: None)  # the torch scan, then weighted_sum
+    for fused, reference in zip(compiled, run()):
+        torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-4)
+
+
+def test_min_gru_kernel_gradient_is_exact_for_the_states_the_sum_and_both():
+    torch.manual_seed(0)
+    layer = MinGRU(3, 4).double()
+    library = scan_kernel.kernel(torch.zeros(1, dtype=torch.float64))
+    x = 2 * torch.randn(2, 9, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(2, 9, dtype=torch.float64)
+    weight = torch.cat([layer.update.weight, layer.candidate.weight]).detach().requires_grad_()
+    bias = torch.cat([layer.update.bias, layer.candidate.bias]).detach().requires_grad_()
+
+    def both(x, h0, weight, bias):  # gradcheck feeds each output's gradient alone, then this sums them
+        h, pooled = scan_kernel.MinGRUScan.apply(library, x, weight, bias, h0, weights)
+        return h, pooled, h.sum(1) * 0.5 + pooled
+
+    assert torch.autograd.gradcheck(both, (x, h0, weight, bias))

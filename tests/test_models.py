@@ -28,6 +28,18 @@ def test_padding_does_not_change_logits(cell, bidirectional, pooling):
     torch.testing.assert_close(batched[1], alone[0], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cell", [*CELLS, "transformer"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_an_encoder_given_frame_weights_returns_the_weighted_sum_of_its_states(cell, bidirectional):
+    torch.manual_seed(0)
+    model = classifier(cell=cell, bidirectional=bidirectional and cell != "transformer", num_layers=2)
+    feats, lengths = torch.randn(3, 11, 6), torch.tensor([11, 6, 9])
+    weights = torch.rand(3, 11)
+    summed = model.encoder(feats, lengths, weights)
+    states = model.encoder(feats, lengths)
+    torch.testing.assert_close(summed, (weights[..., None] * states).sum(1), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padding_does_not_change_framewise_logits(bidirectional):
     torch.manual_seed(0)

@@ -120,7 +120,9 @@ class SpeechClassifier(L.LightningModule):
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
-        return self.head(self.encoder(self.normaliser(feats, lengths), lengths), lengths)
+        x = self.normaliser(feats, lengths)
+        weights = self.head.frame_weights(lengths, x.shape[1], x.dtype)  # mean pooling: the encoder sums
+        return self.head(self.encoder(x, lengths, weights), lengths)
 
     def streaming_step(self, source: str = "the model") -> StreamingStep:
         """This model frame by frame (:class:`StreamingStep`), sharing its weights.

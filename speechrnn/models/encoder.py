@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from speechrnn.models.memory_gates import GateInit, keep_gate_bias
 from speechrnn.models.mingru import MinGRU, MinLSTM
+from speechrnn.models.pooling import weighted_sum
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM, "mingru": MinGRU, "minlstm": MinLSTM}
 INITS = ("default", "orthogonal", "identity")
@@ -99,17 +100,22 @@ class RecurrentEncoder(nn.Module):
                 rnn.bias_ih_l0[:hidden] = -keep
                 rnn.bias_hh_l0[:hidden] = 0.0
 
-    def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, feats: Tensor, lengths: Tensor, weights: Tensor | None = None) -> Tensor:
+        """States ``(B, T, H * directions)``, or given ``weights`` ``(B, T)``, their weighted sum
+        over frames ``(B, H * directions)``: a last layer of one minimal recurrence sums as it goes."""
         x = feats  # (B, T, F)
         for i, directions in enumerate(self.layers):
             if i > 0:
                 x = self.dropout(x)
+            one_minimal = len(directions) == 1 and isinstance(directions[0], (MinGRU, MinLSTM))
+            if weights is not None and one_minimal and i == len(self.layers) - 1:
+                return directions[0].pooled(x, weights)
             outputs = [directions[0](x)[0]]  # (B, T, H)
             if len(directions) == 2:
                 backward = directions[1](reverse_padded(x, lengths))[0]
                 outputs.append(reverse_padded(backward, lengths))
             x = torch.cat(outputs, dim=-1) if len(outputs) == 2 else outputs[0]  # (B, T, H * directions)
-        return x
+        return x if weights is None else weighted_sum(x, weights)
 
     # ----- streaming: the state carried from one chunk of frames to the next -------------------
 

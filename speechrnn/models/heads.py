@@ -6,16 +6,18 @@ import torch
 from torch import Tensor, nn
 
 from speechrnn.batch import padding_mask
+from speechrnn.models.pooling import mean_weights
 
 POOLINGS = ("last", "mean", "attention")
 
 
 class UtteranceHead(nn.Module):
-    """Hidden states ``(B, T, H)`` -> logits ``(B, C)``.
+    """The encoder's output -> logits ``(B, C)``.
 
     ``last`` reads the state at each sequence's own last frame (for a bidirectional encoder the
-    backward half has read the whole sequence there too); ``mean`` averages real frames;
-    ``attention`` is a learned softmax weighting over real frames.
+    backward half has read the whole sequence there too); ``mean`` averages real frames, a
+    weighted sum that the encoder takes (:meth:`frame_weights`); ``attention`` is a learned
+    softmax weighting over real frames.
     """
 
     def __init__(self, hidden_size: int, num_classes: int, pooling: str = "last") -> None:
@@ -26,16 +28,20 @@ class UtteranceHead(nn.Module):
         self.score = nn.Linear(hidden_size, 1) if pooling == "attention" else None
         self.out = nn.Linear(hidden_size, num_classes)
 
-    def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
-        mask = padding_mask(lengths, states.shape[1])  # (B, T)
-        if self.pooling == "last":
-            pooled = states[torch.arange(len(states), device=states.device), lengths - 1]  # (B, H)
-        elif self.pooling == "mean":
-            # (B, 1, T) @ (B, T, H): no masked (B, T, H) copy of the states, forward or backward
-            pooled = torch.bmm(mask[:, None].to(states.dtype), states).squeeze(1) / lengths[:, None]
+    def frame_weights(self, lengths: Tensor, frames: int, dtype: torch.dtype) -> Tensor | None:
+        """``(B, T)`` weights for the encoder to sum its states with (mean pooling), else None."""
+        return mean_weights(lengths, frames, dtype) if self.pooling == "mean" else None
+
+    def forward(self, encoded: Tensor, lengths: Tensor) -> Tensor:
+        """``encoded``: states ``(B, T, H)``, or for ``mean`` their sum with :meth:`frame_weights` ``(B, H)``."""
+        if self.pooling == "mean":
+            pooled = encoded
+        elif self.pooling == "last":
+            pooled = encoded[torch.arange(len(encoded), device=encoded.device), lengths - 1]  # (B, H)
         else:
-            scores = self.score(states).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
-            pooled = (scores.softmax(1)[..., None] * states).sum(1)
+            mask = padding_mask(lengths, encoded.shape[1])  # (B, T)
+            scores = self.score(encoded).squeeze(-1).masked_fill(~mask, float("-inf"))  # (B, T)
+            pooled = (scores.softmax(1)[..., None] * encoded).sum(1)
         return self.out(pooled)
 
     def per_frame(self, states: Tensor) -> Tensor:
@@ -52,6 +58,9 @@ class FrameHead(nn.Module):
     def __init__(self, hidden_size: int, num_classes: int) -> None:
         super().__init__()
         self.out = nn.Linear(hidden_size, num_classes)
+
+    def frame_weights(self, lengths: Tensor, frames: int, dtype: torch.dtype) -> None:
+        """None: every frame is read, so the encoder returns its states."""
 
     def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
         return self.out(states)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speechrnn.models import scan_kernel, scan_triton
+from speechrnn.models.pooling import weighted_sum
 from speechrnn.models.recurrence import recurrence_chunk
 
 
@@ -176,6 +177,11 @@ class _MinimalRecurrence(nn.Module):
         out = self._states(x, self._initial(x, h0))
         return out, out[:, -1][None]
 
+    def pooled(self, x: Tensor, weights: Tensor) -> Tensor:
+        """:meth:`forward`'s states (from a zero state) summed over frames with ``weights`` ``(B, T)``
+        (constants, e.g. :func:`~speechrnn.models.pooling.mean_weights`) -> ``(B, H)``."""
+        return weighted_sum(self(x)[0], weights)
+
     def _states(self, x: Tensor, h0: Tensor) -> Tensor:
         """All states ``(B, T, H)`` from ``x`` ``(B, T, F)`` and ``h0`` ``(B, H)``: gates, then the scan."""
         decay, drive = self.gates(x)
@@ -220,9 +226,20 @@ class MinGRU(_MinimalRecurrence):
         library = scan_kernel.kernel(x)
         if library is None:
             return super()._states(x, h0)
+        return self._compiled(library, x, h0, None)[0]
+
+    def pooled(self, x: Tensor, weights: Tensor) -> Tensor:
+        """On a CPU, summed inside the compiled pass: the sum's gradient enters the reverse pass
+        frame by frame, so no ``(B, T, H)`` gradient of the states is made."""
+        library = scan_kernel.kernel(x)
+        if library is None:
+            return super().pooled(x, weights)
+        return self._compiled(library, x, self._initial(x, None), weights)[1]
+
+    def _compiled(self, library, x: Tensor, h0: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor | None]:
         weight = torch.cat([self.update.weight, self.candidate.weight])  # (2H, F)
         bias = torch.cat([self.update.bias, self.candidate.bias])
-        return scan_kernel.MinGRUScan.apply(library, x, weight, bias, h0)
+        return scan_kernel.MinGRUScan.apply(library, x, weight, bias, h0, weights)
 
     @torch.no_grad()
     def init_memory_gate(self, keep_bias: Tensor | float) -> None:

@@ -67,8 +67,13 @@ class FeatureNormaliser(nn.Module):
         self.register_buffer("mean", torch.zeros(input_size))  # of the training set, written before fit
         self.register_buffer("std", torch.ones(input_size))
 
+    def standardised(self, feats: Tensor) -> Tensor:
+        """Minus the training set's mean, over its deviation: one fused pass (``x / s - m / s``)."""
+        scale = 1 / self.std
+        return torch.addcmul(-self.mean * scale, feats, scale)
+
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
-        x = (feats - self.mean) / self.std
+        x = self.standardised(feats)
         if self.mode == "global":
             return x
         if self.mode == "causal":
@@ -91,7 +96,7 @@ class FeatureNormaliser(nn.Module):
 
     def step(self, feats: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Frames ``(B, T, F)`` that follow ``state`` -> what :meth:`forward` gives them, and the next state."""
-        x = (feats - self.mean) / self.std
+        x = self.standardised(feats)
         if self.mode != "causal":
             return x, state
         mean, square, seen = state

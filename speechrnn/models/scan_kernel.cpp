@@ -80,6 +80,13 @@ struct MinGRU {
   }
 };
 
+// sum[j] += scale * row[j]
+template <typename T>
+[[gnu::always_inline]] inline void add_scaled(T scale, const T* __restrict row, T* __restrict sum, int64_t hidden) {
+#pragma omp simd
+  for (int64_t j = 0; j < hidden; ++j) sum[j] += scale * row[j];
+}
+
 template <typename Body> void over_batch(int64_t batch, int64_t threads, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
   std::vector<std::thread> pool;
@@ -123,30 +130,35 @@ template <typename Gates, typename T>
   }
 }
 
-// a and b (n, T, H) share the row stride `stride`; bias is (2H): a's, then b's.
+// a and b (n, T, H) share the row stride `stride`; bias is (2H): a's, then b's. Given `weights`
+// (n, T), `pooled` (n, H) gets each batch row's sum of weights_t h_t over frames.
 template <typename Gates, typename T>
-void forward(const T* a, const T* b, int64_t stride, const T* bias, const T* h0, T* h, int64_t batch,
-             int64_t frames, int64_t hidden, int64_t threads) {
+void forward(const T* a, const T* b, int64_t stride, const T* bias, const T* h0, T* h, const T* weights,
+             T* pooled, int64_t batch, int64_t frames, int64_t hidden, int64_t threads) {
   over_batch(batch, threads, [=](int64_t first, int64_t last) {
     for (int64_t n = first; n < last; ++n) {
       const T* previous = h0 + n * hidden;
+      if (weights) std::fill(pooled + n * hidden, pooled + (n + 1) * hidden, T(0));
       for (int64_t t = 0; t < frames; ++t) {
         int64_t row = (n * frames + t) * stride;
         T* out = h + (n * frames + t) * hidden;
         forward_frame<Gates>(a + row, b + row, bias, bias + hidden, previous, out, hidden);
+        if (weights) add_scaled(weights[n * frames + t], out, pooled + n * hidden, hidden);
         previous = out;
       }
     }
   });
 }
 
-// grad_a and grad_b are laid out as a and b; grad_bias (n, 2H) gets each batch row's sums.
+// grad_a and grad_b are laid out as a and b; grad_bias (n, 2H) gets each batch row's sums. The
+// states' gradient is grad_h (n, T, H), or weights_t grad_pooled (n, H) at frame t, or the sum of
+// the two; either may be null.
 template <typename Gates, typename T>
 void backward(const T* a, const T* b, int64_t stride, const T* bias, const T* h0, const T* h,
-              const T* grad_h, T* grad_a, T* grad_b, T* grad_bias, T* grad_h0, int64_t batch, int64_t frames,
-              int64_t hidden, int64_t threads) {
+              const T* grad_h, const T* weights, const T* grad_pooled, T* grad_a, T* grad_b, T* grad_bias,
+              T* grad_h0, int64_t batch, int64_t frames, int64_t hidden, int64_t threads) {
   over_batch(batch, threads, [=](int64_t first, int64_t last) {
-    std::vector<T> grad(hidden), keep_next(hidden);
+    std::vector<T> grad(hidden), keep_next(hidden), grad_out(hidden);
     for (int64_t n = first; n < last; ++n) {
       std::fill(grad.begin(), grad.end(), T(0));  // nothing follows the last frame
       std::fill(keep_next.begin(), keep_next.end(), T(0));
@@ -155,9 +167,15 @@ void backward(const T* a, const T* b, int64_t stride, const T* bias, const T* h0
       for (int64_t t = frames - 1; t >= 0; --t) {
         int64_t row = (n * frames + t) * stride;
         const T* previous = t > 0 ? h + (n * frames + t - 1) * hidden : h0 + n * hidden;
-        backward_frame<Gates>(a + row, b + row, bias, bias + hidden, previous, grad_h + (n * frames + t) * hidden,
-                              grad.data(), keep_next.data(), grad_a + row, grad_b + row, sums, sums + hidden,
-                              hidden);
+        const T* given = grad_h ? grad_h + (n * frames + t) * hidden : nullptr;
+        if (!given || grad_pooled) {
+          std::fill(grad_out.begin(), grad_out.end(), T(0));
+          if (given) add_scaled(T(1), given, grad_out.data(), hidden);
+          if (grad_pooled) add_scaled(weights[n * frames + t], grad_pooled + n * hidden, grad_out.data(), hidden);
+          given = grad_out.data();
+        }
+        backward_frame<Gates>(a + row, b + row, bias, bias + hidden, previous, given, grad.data(),
+                              keep_next.data(), grad_a + row, grad_b + row, sums, sums + hidden, hidden);
       }
       for (int64_t j = 0; j < hidden; ++j) grad_h0[n * hidden + j] = keep_next[j] * grad[j];  // keep_0 g_0
     }
@@ -168,15 +186,16 @@ void backward(const T* a, const T* b, int64_t stride, const T* bias, const T* h0
 
 #define SCAN_KERNELS(GATES, T, SUFFIX)                                                                   \
   extern "C" void forward_##SUFFIX(const T* a, const T* b, int64_t stride, const T* bias, const T* h0,  \
-                                   T* h, int64_t batch, int64_t frames, int64_t hidden, int64_t threads) { \
-    forward<GATES>(a, b, stride, bias, h0, h, batch, frames, hidden, threads);                           \
+                                   T* h, const T* weights, T* pooled, int64_t batch, int64_t frames,    \
+                                   int64_t hidden, int64_t threads) {                                    \
+    forward<GATES>(a, b, stride, bias, h0, h, weights, pooled, batch, frames, hidden, threads);          \
   }                                                                                                      \
   extern "C" void backward_##SUFFIX(const T* a, const T* b, int64_t stride, const T* bias, const T* h0, \
-                                    const T* h, const T* grad_h, T* grad_a, T* grad_b, T* grad_bias,    \
-                                    T* grad_h0, int64_t batch, int64_t frames, int64_t hidden,          \
-                                    int64_t threads) {                                                   \
-    backward<GATES>(a, b, stride, bias, h0, h, grad_h, grad_a, grad_b, grad_bias, grad_h0, batch, frames, \
-                    hidden, threads);                                                                    \
+                                    const T* h, const T* grad_h, const T* weights, const T* grad_pooled, \
+                                    T* grad_a, T* grad_b, T* grad_bias, T* grad_h0, int64_t batch,      \
+                                    int64_t frames, int64_t hidden, int64_t threads) {                   \
+    backward<GATES>(a, b, stride, bias, h0, h, grad_h, weights, grad_pooled, grad_a, grad_b, grad_bias,  \
+                    grad_h0, batch, frames, hidden, threads);                                            \
   }
 
 SCAN_KERNELS(Given, float, given_float32)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from speechrnn.batch import padding_mask
+from speechrnn.models.pooling import weighted_sum
 
 NUM_HEADS = 4
 MAX_FRAMES = 10000  # longest sequence the positional table covers (100 s at a 10 ms hop)
@@ -43,9 +44,11 @@ class TransformerEncoder(nn.Module):
         # no nested tensors: they zero padded positions in eval only, and we want one code path
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
 
-    def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, feats: Tensor, lengths: Tensor, weights: Tensor | None = None) -> Tensor:
+        """States ``(B, T, H)``, or given ``weights`` ``(B, T)``, their weighted sum over frames ``(B, H)``."""
         steps = feats.shape[1]
         if steps > MAX_FRAMES:
             raise ValueError(f"sequence of {steps} frames is longer than the {MAX_FRAMES} positions covered")
         x = self.project(feats) + self.positions[:steps]  # (B, T, H)
-        return self.layers(x, src_key_padding_mask=~padding_mask(lengths, steps))
+        states = self.layers(x, src_key_padding_mask=~padding_mask(lengths, steps))
+        return states if weights is None else weighted_sum(states, weights)
