@@ -11,6 +11,14 @@ ensemble is scored on exactly the data and model each run reported. Writes ``res
 
 Members may be runs of other cells: ``--cell`` then names one cell per run, in order
 (``--cell gru gru transformer``).
+
+``--tta-warps`` (and ``--tta-tempos``) add test-time augmentation (:mod:`speechrnn.tta`): every
+member also scores each utterance under those vocal-tract warps and tempos, combined per
+``--tta-choice`` into the rows ``<member> tta-<choice>``; ``ensemble tta-<choice>`` combines the
+members' mean posteriors of each variant. The agreement check reads the plain posteriors. With
+test-time augmentation one run is enough (an ensemble of one)::
+
+    python -m pipelines.loso_ensemble --out runs/loso-tta runs/loso-a --tta-warps 0.9 0.95 1.0 1.05 1.1
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.evaluation import build_datamodule
 from speechrnn.files import write_json
 from speechrnn.stats import t_interval
+from speechrnn.tta import CHOICES, TTASettings, combine, variant_posteriors
 
 AGREEMENT = 1e-6  # a member's recomputed accuracy against its results.json
 
@@ -42,32 +51,42 @@ def fold_speakers(run: Path, cell: str) -> list[str]:
     return folds
 
 
-def posteriors(fold: Path, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """One fold's best checkpoint on its test split: ``(posteriors (N, C), targets (N,), keys)``,
-    its accuracy checked against the fold's ``results.json``."""
+def posteriors(fold: Path, data_root: str | None, tta: TTASettings | None
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, list[str]]:
+    """One fold's best checkpoint on its test split: ``(posteriors (N, C), posteriors of each
+    test-time variant (V, N, C) or None without ``tta``, targets (N,), keys)``, its accuracy checked
+    against the fold's ``results.json``."""
     ckpt = load_checkpoint(fold / "checkpoints" / "best.ckpt")
     datamodule = build_datamodule(ckpt, data_root=data_root)
     datamodule.prepare_data()
     datamodule.setup("test")
     model = ckpt.model().eval()
-    probs, targets = [], []
+    probs, variants, targets = [], [], []
     with torch.no_grad():
         for batch in datamodule.test_dataloader():
             probs.append(model(batch.feats, batch.lengths).softmax(-1))
+            if tta is not None:
+                variants.append(variant_posteriors(model, batch, tta, ckpt.features))
             targets.append(batch.targets)
     probs, targets = torch.cat(probs), torch.cat(targets)
     reported = json.loads((fold / "results.json").read_text())["test"]["accuracy"]
-    accuracy = (probs.argmax(-1) == targets).double().mean().item()
-    if abs(accuracy - reported) > AGREEMENT:
-        raise SpeechRNNError(f"{fold}: its best checkpoint scores {accuracy:.4f} on the test split now, its "
+    if abs((score := accuracy(probs, targets)) - reported) > AGREEMENT:
+        raise SpeechRNNError(f"{fold}: its best checkpoint scores {score:.4f} on the test split now, its "
                              f"results.json says {reported:.4f}; the data or the checkpoint changed since the run, "
                              "so rerun that fold")
-    return probs, targets, list(datamodule.splits["test"].keys)
+    return probs, torch.cat(variants, 1) if variants else None, targets, list(datamodule.splits["test"].keys)
 
 
-def ensemble(runs: list[Path], cells: list[str], data_root: str | None) -> dict[str, dict[str, float]]:
-    """Per member run (``runs[i]`` read in its folder ``cells[i]``) and for the ensemble: each
-    held-out speaker's accuracy."""
+def accuracy(probs: torch.Tensor, targets: torch.Tensor) -> float:
+    """The share of ``targets`` (N,) that the highest of ``probs`` (N, C) names."""
+    return (probs.argmax(-1) == targets).double().mean().item()
+
+
+def ensemble(runs: list[Path], cells: list[str], data_root: str | None, tta: TTASettings | None = None,
+             choices: list[str] = ("mean",)) -> dict[str, dict[str, float]]:
+    """Each held-out speaker's accuracy per member run (``runs[i]`` read in its folder ``cells[i]``),
+    per member under test-time augmentation ``tta`` combined by each of ``choices``, and for the
+    ensemble of two or more runs likewise."""
     speakers = fold_speakers(runs[0], cells[0])
     for run, cell in zip(runs[1:], cells[1:]):
         if (held_out := fold_speakers(run, cell)) != speakers:
@@ -76,24 +95,28 @@ def ensemble(runs: list[Path], cells: list[str], data_root: str | None) -> dict[
     names = [run.name for run in runs]
     if len(set(names)) < len(names):
         raise SpeechRNNError(f"runs {names} share a folder name; the table names each member by it")
-    accuracy = {name: {} for name in [*names, "ensemble"]}
+    accuracy_of = {}
     progress = tqdm(total=len(speakers) * len(runs), desc="folds scored", unit="fold")
     for speaker in speakers:
         scored = []
         for run, cell in zip(runs, cells):
-            scored.append(posteriors(run / cell / speaker, data_root))
+            scored.append(posteriors(run / cell / speaker, data_root, tta))
             progress.update()
-        _, targets, keys = scored[0]
-        for run, cell, (probs, other_targets, other_keys) in zip(runs[1:], cells[1:], scored[1:]):
+        _, _, targets, keys = scored[0]
+        for run, cell, (_, _, other_targets, other_keys) in zip(runs[1:], cells[1:], scored[1:]):
             if other_keys != keys or not torch.equal(other_targets, targets):
                 raise SpeechRNNError(f"{run / cell / speaker} tested other utterances than "
                                      f"{runs[0] / cells[0] / speaker}; an ensemble needs the same test split")
-        for name, (probs, _, _) in zip(names, scored):
-            accuracy[name][speaker] = (probs.argmax(-1) == targets).double().mean().item()
-        mean_probs = torch.stack([probs for probs, _, _ in scored]).mean(0)
-        accuracy["ensemble"][speaker] = (mean_probs.argmax(-1) == targets).double().mean().item()
+        members = {name: (probs, variants) for name, (probs, variants, _, _) in zip(names, scored)}
+        if len(runs) > 1:
+            members["ensemble"] = (torch.stack([probs for probs, _, _, _ in scored]).mean(0),
+                                   None if tta is None else torch.stack([v for _, v, _, _ in scored]).mean(0))
+        for name, (probs, variants) in members.items():
+            accuracy_of.setdefault(name, {})[speaker] = accuracy(probs, targets)
+            for choice in choices if variants is not None else ():
+                accuracy_of.setdefault(f"{name} tta-{choice}", {})[speaker] = accuracy(combine(variants, choice), targets)
     progress.close()
-    return accuracy
+    return accuracy_of
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,20 +126,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cell", nargs="+", default=["gru"],
                         help="the cell folder of every run, or one per run in order")
     parser.add_argument("--data_root", help="the folder holding the corpus (default: as each run was trained)")
+    parser.add_argument("--tta-warps", nargs="+", type=float,
+                        help="score under these vocal-tract warps too (e.g. 0.9 0.95 1.0 1.05 1.1); default: none")
+    parser.add_argument("--tta-tempos", nargs="+", type=float,
+                        help="and these tempo factors, every pair of warp and tempo (e.g. 0.9 1.0 1.1)")
+    parser.add_argument("--tta-choice", nargs="+", choices=list(CHOICES), default=["mean"],
+                        help="how the variants are combined, one row each (see speechrnn/tta.py)")
     args = parser.parse_args(argv)
-    if len(args.runs) < 2:
-        raise SpeechRNNError(f"an ensemble needs two or more runs, got {len(args.runs)}")
+    tta = None
+    if args.tta_warps or args.tta_tempos:
+        tta = TTASettings(tuple(args.tta_warps or [1.0]), tuple(args.tta_tempos or [1.0]))
+    if len(args.runs) < 2 and tta is None:
+        raise SpeechRNNError(f"an ensemble needs two or more runs, got {len(args.runs)}; "
+                             "one run is rescored only under test-time augmentation (--tta-warps)")
     if len(args.cell) not in (1, len(args.runs)):
         raise SpeechRNNError(f"--cell names {len(args.cell)} cells for {len(args.runs)} runs; "
                              "give one cell for all, or one per run")
     cells = args.cell * len(args.runs) if len(args.cell) == 1 else args.cell
-    accuracy = ensemble(args.runs, cells, args.data_root)
+    accuracy_of = ensemble(args.runs, cells, args.data_root, tta, args.tta_choice)
     summary = {}
-    for name, by_speaker in accuracy.items():
+    for name, by_speaker in accuracy_of.items():
         mean, low, high = t_interval(list(by_speaker.values()))
         summary[name] = {"mean": mean, "ci95": [low, high], "speakers": by_speaker}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "results.json", {"cells": cells, "runs": [str(run) for run in args.runs],
+                                           "tta": None if tta is None else {"warps": tta.warps, "tempos": tta.tempos,
+                                                                            "choices": args.tta_choice},
                                            "summary": summary})
     table = speaker_table(summary)
     (args.out / "table.md").write_text(table + "\n")
