@@ -87,6 +87,17 @@ def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]
     return {f"fold{k + 1}": sorted(ordered[k::folds]) for k in range(folds)}
 
 
+def training_voices(speakers: list[str], held_out: str, count: int) -> list[str]:
+    """The ``count`` speakers after ``held_out`` in ``speakers``' sorted order, wrapping round: each
+    fold trains on as few real voices as asked, and every speaker trains in some folds."""
+    ordered = sorted(speakers)
+    if not 1 <= count < len(ordered):
+        raise SpeechRNNError(f"--train_speakers {count} must be between 1 and {len(ordered) - 1} (the speakers "
+                             f"left when one of {ordered} is held out)")
+    start = ordered.index(held_out)
+    return [ordered[(start + k) % len(ordered)] for k in range(1, count + 1)]
+
+
 def fold_args(cell: str, fold: str, held_out: list[str], run_dir: Path, data_config: Path, group: str,
               overrides: list[str]) -> list[str]:
     """The ``speechrnn fit`` arguments of one fold.
@@ -167,12 +178,18 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--folds", type=int, help="hold out this many groups of speakers in turn instead of one "
                         "speaker at a time (for corpora with many speakers)")
     parser.add_argument("--epochs", type=int, help="override the trainer's epoch budget")
+    parser.add_argument("--train_speakers", type=int, help="train each fold on only this many of the other "
+                        "speakers (the next ones in sorted order): what each real voice buys")
     args, overrides = parser.parse_known_args(argv)  # the rest is checked by `speechrnn fit`
     if args.epochs is not None and args.epochs < 1:
         raise SpeechRNNError(f"--epochs {args.epochs} trains nothing; pass 1 or more (or leave it out for the "
                              "trainer config's budget)")
     if args.speakers is not None:
         speaker_folds(args.speakers, args.folds)  # refuses a bad --speakers or --folds before any work
+    if args.train_speakers is not None and (
+            args.folds is not None or "train_speakers" not in inspect.signature(speaker_data_class(args.data)).parameters):
+        raise SpeechRNNError(f"--train_speakers needs one held-out speaker per fold (no --folds) and a corpus with a "
+                             f"train_speakers argument (FSDD); got {args.data} with --folds {args.folds}")
     default_wandb_mode()
     # One thread: small recurrent layers gain nothing from more, and spin-waiting OpenMP threads
     # slow every run on a shared CPU (see pipelines/demo.py).
@@ -184,9 +201,15 @@ def main(argv: list[str] | None = None) -> Path:
     if "split" in inspect.signature(speaker_data_class(args.data)).parameters:
         overrides = ["--data.init_args.split=speakers", *overrides]
     held_out = speaker_folds(args.speakers or corpus_speakers(args.data, args.data_root), args.folds)
+    fold_overrides = {fold: overrides for fold in held_out}
+    if args.train_speakers is not None:
+        speakers = corpus_speakers(args.data, args.data_root)
+        fold_overrides = {fold: [*overrides, "--data.init_args.train_speakers="
+                                 + json.dumps(training_voices(speakers, fold, args.train_speakers))]
+                          for fold in held_out}
     started = time.perf_counter()
     plan = {(cell, fold): fold_args(cell, fold, held_out[fold], args.out / cell / fold, args.data, args.out.name,
-                                    overrides) for cell in args.cells for fold in held_out}
+                                    fold_overrides[fold]) for cell in args.cells for fold in held_out}
     # every finished fold is checked before any trains
     todo = [(cell, fold) for (cell, fold), fit in plan.items() if not is_finished(args.out / cell / fold, fit, args.out)]
     with tqdm(todo, unit="fold", desc="leave speakers out") as progress:

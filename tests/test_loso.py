@@ -29,7 +29,9 @@ def reject_constant(name):
 
 
 @pytest.mark.parametrize("args, named", [(["--epochs", "0"], "--epochs 0"), (["--epochs", "-2"], "--epochs -2"),
-                                         (["--speakers", "ann"], "two or more speakers, got 1 (ann)")])
+                                         (["--speakers", "ann"], "two or more speakers, got 1 (ann)"),
+                                         (["--speakers", "ann", "bob", "--folds", "2", "--train_speakers", "1"],
+                                          "--train_speakers needs one held-out speaker per fold (no --folds)")])
 def test_bad_arguments_exit_2_with_one_line_before_any_work(tmp_path, args, named):
     out = tmp_path / "loso"
     done = subprocess.run([sys.executable, "-m", "pipelines.loso", "--out", str(out), "--data_root",
@@ -58,6 +60,15 @@ def test_speaker_folds_deal_every_speaker_into_one_group(loso):
     for folds in (1, 6):
         with pytest.raises(SpeechRNNError, match="--folds"):
             loso.speaker_folds(speakers, folds)
+
+
+def test_each_fold_trains_on_the_speakers_after_its_own_wrapping_round(loso):
+    speakers = ["e", "a", "c", "b", "d"]
+    assert loso.training_voices(speakers, "a", 2) == ["b", "c"]
+    assert loso.training_voices(speakers, "d", 3) == ["e", "a", "b"]
+    for count in (0, 5):
+        with pytest.raises(SpeechRNNError, match=f"--train_speakers {count} must be between 1 and 4"):
+            loso.training_voices(speakers, "a", count)
 
 
 def test_a_corpus_without_a_speakers_split_is_refused(loso, tmp_path):
@@ -95,6 +106,21 @@ def test_every_speaker_is_held_out_once_and_finished_folds_are_not_run_again(los
     again = {s: (out / "gru" / s / "results.json").stat().st_mtime_ns for s in SPEAKERS}
     assert again["ann"] == finished["ann"] and again["cyd"] == finished["cyd"]
     assert (out / "gru" / "bob" / "results.json").is_file()
+
+
+def test_train_speakers_passes_a_fold_the_voices_after_its_own(loso, tmp_path, monkeypatch):
+    write_digits(tmp_path / "data")
+    trained = {}
+
+    def record_fit(run_dir, argv):
+        trained[run_dir.name] = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--data.init_args.train_"))
+        raise SystemExit  # the plan is what is checked: nothing trains
+
+    monkeypatch.setattr(loso, "fit_recorded", record_fit)
+    with pytest.raises(SystemExit):
+        loso.main(["--out", str(tmp_path / "loso"), "--cells", "gru", "--data_root", str(tmp_path / "data"),
+                   "--train_speakers", "1"])
+    assert trained == {"ann": '["bob"]'}  # the first fold: the speaker after ann, and only that one
 
 
 def test_a_rerun_with_other_settings_never_reuses_the_old_folds(loso, tmp_path, monkeypatch):

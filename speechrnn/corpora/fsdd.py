@@ -60,6 +60,9 @@ class FSDDDataModule(SpeechDataModule):
         test_speakers: the held-out speakers of the ``speakers`` split.
         validation_speakers: speakers held out for validation in the ``speakers`` split (none:
             validation is the other speakers' index 5-9).
+        train_speakers: in the ``speakers`` split, the only speakers that train (and validate);
+            the others that are not held out are left out (none: every speaker not held out).
+            What each real voice buys: the same test speaker with fewer training voices.
         sample_rate: the recordings are 8 kHz; resampling them higher adds nothing.
         length_buckets: clips run 0.14-2.3 s (14-230 frames); edges where most of them lie.
         espeak_per_digit: synthetic training utterances of each digit (0: none); see the module
@@ -75,6 +78,7 @@ class FSDDDataModule(SpeechDataModule):
         split: str = "conventional",
         test_speakers: list[str] = [],  # noqa: B006 (jsonargparse reads the default)
         validation_speakers: list[str] = [],  # noqa: B006
+        train_speakers: list[str] = [],  # noqa: B006
         sample_rate: int = 8000,
         length_buckets: list[int] = [30, 40, 50, 60, 80],  # noqa: B006
         espeak_per_digit: int = 0,
@@ -95,6 +99,12 @@ class FSDDDataModule(SpeechDataModule):
                 f"got split={split!r}, validation_speakers={list(validation_speakers)}, "
                 f"test_speakers={list(test_speakers)}"
             )
+        if train_speakers and (split != "speakers" or set(train_speakers) & set(test_speakers + validation_speakers)):
+            raise SpeechRNNError(
+                "FSDD train_speakers goes with split: speakers and must not name a held-out speaker; "
+                f"got split={split!r}, train_speakers={list(train_speakers)}, test_speakers={list(test_speakers)}, "
+                f"validation_speakers={list(validation_speakers)}"
+            )
         if espeak_per_digit < 0:
             raise SpeechRNNError(
                 f"FSDD espeak_per_digit={espeak_per_digit}; use 0 (no synthetic voices) or more"
@@ -102,12 +112,13 @@ class FSDDDataModule(SpeechDataModule):
         self.split = split
         self.test_speakers = sorted(set(test_speakers))
         self.validation_speakers = sorted(set(validation_speakers))
+        self.train_speakers = sorted(set(train_speakers))
         self.espeak_per_digit = espeak_per_digit
         self.espeak_seed = espeak_seed
         self.extra_train_dir = None if extra_train_dir is None else Path(extra_train_dir)
         super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
         self.arguments.update(split=split, test_speakers=test_speakers, validation_speakers=validation_speakers,
-                              espeak_per_digit=espeak_per_digit, espeak_seed=espeak_seed,
+                              train_speakers=train_speakers, espeak_per_digit=espeak_per_digit, espeak_seed=espeak_seed,
                               extra_train_dir=extra_train_dir)
 
     @property
@@ -140,7 +151,7 @@ class FSDDDataModule(SpeechDataModule):
                 f"{self.recordings_dir} not found; run `fit` to download FSDD, or put the "
                 f"recordings/ folder of {URL} there"
             )
-        found = []
+        found, speakers = [], set()
         for path in sorted(self.recordings_dir.glob("*.wav")):
             match = RECORDING.fullmatch(path.stem)
             if match is None:
@@ -148,6 +159,10 @@ class FSDDDataModule(SpeechDataModule):
                     f"{path} is not named {{digit}}_{{speaker}}_{{index}}.wav; rename or remove it"
                 )
             speaker, index = match["speaker"], int(match["index"])
+            speakers.add(speaker)
+            if self.train_speakers and speaker not in {*self.train_speakers, *self.test_speakers,
+                                                       *self.validation_speakers}:
+                continue  # a voice this run does not train on
             found.append(
                 Utterance(
                     key=path.stem,
@@ -157,7 +172,7 @@ class FSDDDataModule(SpeechDataModule):
                     speaker=speaker,
                 )
             )
-        self._check_speakers({u.speaker for u in found})
+        self._check_speakers(speakers)
         extra = self._espeak_utterances() + self._extra_utterances()
         return sorted(found + extra, key=lambda utterance: utterance.key)
 
@@ -211,6 +226,8 @@ class FSDDDataModule(SpeechDataModule):
 
     def _check_speakers(self, speakers: set[str]) -> None:
         held_out = set(self.test_speakers) | set(self.validation_speakers)
+        if absent := sorted(set(self.train_speakers) - speakers):
+            raise SpeechRNNError(f"FSDD train_speakers {absent} are not in {self.recordings_dir}: {sorted(speakers)}")
         absent = sorted(held_out - speakers)
         if absent or (held_out and speakers <= held_out):
             raise SpeechRNNError(

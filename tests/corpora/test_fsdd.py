@@ -61,10 +61,25 @@ def test_validation_speakers_are_the_whole_validation_split_and_the_others_all_t
     assert splits == {"alice": {"train"}, "bob": {"test"}, "carol": {"validation"}}
 
 
+def test_train_speakers_are_the_only_voices_that_train_and_the_rest_are_left_out(recordings, make_data):
+    utterances = make_data(FSDDDataModule, split="speakers", test_speakers=["bob"],
+                           train_speakers=["carol"]).utterances()
+    assert {u.speaker for u in utterances} == {"bob", "carol"}
+    assert Counter(u.split for u in utterances if u.speaker == "carol") == {"validation": 10 * 5, "train": 10 * 7}
+    assert all(u.split == "test" for u in utterances if u.speaker == "bob")
+
+
+def test_an_unknown_train_speaker_names_the_speakers_present(recordings, make_data):
+    with pytest.raises(SpeechRNNError, match=r"train_speakers \['lucas'\].*'alice', 'bob', 'carol'"):
+        make_data(FSDDDataModule, split="speakers", test_speakers=["bob"], train_speakers=["lucas"]).utterances()
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
         {"split": "speakers"},
+        {"split": "conventional", "train_speakers": ["bob"]},
+        {"split": "speakers", "test_speakers": ["bob"], "train_speakers": ["bob"]},
         {"split": "conventional", "test_speakers": ["bob"]},
         {"split": "random"},
         {"split": "conventional", "validation_speakers": ["bob"]},
