@@ -29,6 +29,8 @@ the SHA-256 below is the one on public record for that zip (none is on record fo
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -69,6 +71,9 @@ class FSDDDataModule(SpeechDataModule):
             docstring.
         espeak_seed: seeds the synthetic utterances (voices, rates, pitches, noise).
         extra_train_dir: a folder of ``<digit>/*.wav`` added to the training split only.
+        noisy_copies: copies of each training recording with white noise added (0: none), each
+            at an SNR drawn from ``noisy_snr_db`` (dB) by its key; they keep the recording's
+            speaker and split, so a held-out voice never trains through them.
     """
 
     name: ClassVar[str] = "fsdd"
@@ -84,6 +89,8 @@ class FSDDDataModule(SpeechDataModule):
         espeak_per_digit: int = 0,
         espeak_seed: int = 0,
         extra_train_dir: str | None = None,
+        noisy_copies: int = 0,
+        noisy_snr_db: tuple[float, float] = (5.0, 20.0),
         **kwargs,
     ) -> None:
         if split not in SPLITS:
@@ -105,6 +112,9 @@ class FSDDDataModule(SpeechDataModule):
                 f"got split={split!r}, train_speakers={list(train_speakers)}, test_speakers={list(test_speakers)}, "
                 f"validation_speakers={list(validation_speakers)}"
             )
+        if noisy_copies < 0 or not noisy_snr_db[0] <= noisy_snr_db[1]:
+            raise SpeechRNNError(f"FSDD noisy_copies={noisy_copies}, noisy_snr_db={list(noisy_snr_db)}: use 0 copies "
+                                 "or more, and an SNR range [low, high] in dB with low <= high, e.g. [5, 20]")
         if espeak_per_digit < 0:
             raise SpeechRNNError(
                 f"FSDD espeak_per_digit={espeak_per_digit}; use 0 (no synthetic voices) or more"
@@ -116,10 +126,12 @@ class FSDDDataModule(SpeechDataModule):
         self.espeak_per_digit = espeak_per_digit
         self.espeak_seed = espeak_seed
         self.extra_train_dir = None if extra_train_dir is None else Path(extra_train_dir)
+        self.noisy_copies, self.noisy_snr_db = noisy_copies, tuple(noisy_snr_db)
         super().__init__(sample_rate=sample_rate, length_buckets=length_buckets, **kwargs)
         self.arguments.update(split=split, test_speakers=test_speakers, validation_speakers=validation_speakers,
                               train_speakers=train_speakers, espeak_per_digit=espeak_per_digit, espeak_seed=espeak_seed,
-                              extra_train_dir=extra_train_dir)
+                              extra_train_dir=extra_train_dir, noisy_copies=noisy_copies,
+                              noisy_snr_db=list(noisy_snr_db))
 
     @property
     def recordings_dir(self) -> Path:
@@ -173,8 +185,19 @@ class FSDDDataModule(SpeechDataModule):
                 )
             )
         self._check_speakers(speakers)
-        extra = self._espeak_utterances() + self._extra_utterances()
+        extra = self._noisy_copies(found) + self._espeak_utterances() + self._extra_utterances()
         return sorted(found + extra, key=lambda utterance: utterance.key)
+
+    def _noisy_copies(self, recordings: list[Utterance]) -> list[Utterance]:
+        """``noisy_copies`` of each training recording, each with white noise at its own SNR."""
+        low, high = self.noisy_snr_db
+        copies = []
+        for utterance in (u for u in recordings if u.split == "train"):
+            for copy in range(self.noisy_copies):
+                key = f"{utterance.key}-noisy{copy}"
+                position = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") / 2**64  # [0, 1)
+                copies.append(dataclasses.replace(utterance, key=key, noise_snr_db=low + (high - low) * position))
+        return copies
 
     def _espeak_utterances(self) -> list[Utterance]:
         """The synthetic digits, all training data, each cut to its speech and a margin."""

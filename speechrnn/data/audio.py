@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import soundfile as sf
 import soxr
@@ -56,6 +58,14 @@ def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float |
     return torch.from_numpy(np.ascontiguousarray(mono))
 
 
+def with_white_noise(wave: torch.Tensor, snr_db: float, seed_key: str) -> torch.Tensor:
+    """``wave`` plus white noise ``snr_db`` below its mean power; the noise is a function of
+    ``seed_key``, so a cached clip's features can always be made again bit for bit."""
+    generator = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(seed_key.encode()).digest()[:8], "little"))
+    noise = torch.randn(len(wave), generator=generator, dtype=wave.dtype)
+    return wave + noise * (wave.square().mean() / 10 ** (snr_db / 10)).sqrt()
+
+
 def load_utterance(utt: Utterance, sample_rate: int, min_samples: int = 1) -> tuple[torch.Tensor, int]:
     """The utterance's signal, zero-padded to ``utt.pad_to_s``, and its true length in samples.
 
@@ -63,6 +73,8 @@ def load_utterance(utt: Utterance, sample_rate: int, min_samples: int = 1) -> tu
     is a SpeechRNNError naming the file.
     """
     wave = read_audio(utt.path, sample_rate, utt.start_s, utt.duration_s)
+    if utt.noise_snr_db is not None:
+        wave = with_white_noise(wave, utt.noise_snr_db, utt.key)
     speech_samples = len(wave)
     if speech_samples < min_samples:
         raise SpeechRNNError(

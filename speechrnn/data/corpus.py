@@ -28,3 +28,4 @@ class Utterance:
     start_s: float = 0.0  # window into the file
     duration_s: float | None = None  # None: to the end of the file
     pad_to_s: float | None = None  # zero-pad shorter clips to this length (the true length is kept)
+    noise_snr_db: float | None = None  # white noise added at this SNR to the clip (seeded by the key)

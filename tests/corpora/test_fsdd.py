@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from speechrnn.corpora import fsdd, synth
 from speechrnn.corpora.fsdd import FSDDDataModule
+from speechrnn.data.audio import load_utterance
 from speechrnn.errors import SpeechRNNError
 from tones import write_fsdd_recordings
 
@@ -69,6 +71,23 @@ def test_train_speakers_are_the_only_voices_that_train_and_the_rest_are_left_out
     assert all(u.split == "test" for u in utterances if u.speaker == "bob")
 
 
+def test_noisy_copies_are_training_recordings_of_the_same_speaker_at_snrs_in_the_range(recordings, make_data):
+    utterances = make_data(FSDDDataModule, split="speakers", test_speakers=["bob"], noisy_copies=2,
+                           noisy_snr_db=[5.0, 20.0]).utterances()
+    copies = [u for u in utterances if u.noise_snr_db is not None]
+    originals = {u.key: u for u in utterances if u.noise_snr_db is None}
+    assert len(copies) == 2 * 2 * 10 * 7  # two per training recording of alice and carol; none of bob's
+    for copy in copies:
+        source = originals[copy.key.rsplit("-noisy", 1)[0]]
+        assert (copy.path, copy.label, copy.speaker, copy.split) == (source.path, source.label, source.speaker, "train")
+        assert 5.0 <= copy.noise_snr_db <= 20.0
+    assert len({copy.noise_snr_db for copy in copies}) == len(copies)
+    clean, _ = load_utterance(originals[copies[0].key.rsplit("-noisy", 1)[0]], 8000)
+    noisy, _ = load_utterance(copies[0], 8000)
+    snr = 10 * torch.log10(clean.square().mean() / (noisy - clean).square().mean())
+    assert abs(snr.item() - copies[0].noise_snr_db) < 1.0  # what the cache extracts is the noisy clip
+
+
 def test_an_unknown_train_speaker_names_the_speakers_present(recordings, make_data):
     with pytest.raises(SpeechRNNError, match=r"train_speakers \['lucas'\].*'alice', 'bob', 'carol'"):
         make_data(FSDDDataModule, split="speakers", test_speakers=["bob"], train_speakers=["lucas"]).utterances()
@@ -79,6 +98,8 @@ def test_an_unknown_train_speaker_names_the_speakers_present(recordings, make_da
     [
         {"split": "speakers"},
         {"split": "conventional", "train_speakers": ["bob"]},
+        {"noisy_copies": -1},
+        {"noisy_copies": 1, "noisy_snr_db": [20.0, 5.0]},
         {"split": "speakers", "test_speakers": ["bob"], "train_speakers": ["bob"]},
         {"split": "conventional", "test_speakers": ["bob"]},
         {"split": "random"},

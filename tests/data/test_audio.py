@@ -48,3 +48,14 @@ assert len(read_audio({str(tmp_path / 'tone.wav')!r}, 16000)) == 32000
 assert sum(map(len, read_chunks({str(tmp_path / 'tone.wav')!r}, 16000, notify=lambda message: None))) == 32000
 """)
     assert used < 1024 and used - baseline < 100  # was 12 GB whole and 22 GB in chunks
+
+
+def test_white_noise_lands_at_the_asked_snr_and_is_the_same_for_the_same_key():
+    from speechrnn.data.audio import with_white_noise
+
+    wave = torch.sin(torch.arange(80000) * 0.05)  # power 1/2
+    noisy = with_white_noise(wave, 10.0, "0_ann_12-noisy0")
+    snr = 10 * torch.log10(wave.square().mean() / (noisy - wave).square().mean())
+    assert abs(snr.item() - 10.0) < 0.1
+    assert torch.equal(noisy, with_white_noise(wave, 10.0, "0_ann_12-noisy0"))
+    assert not torch.equal(noisy, with_white_noise(wave, 10.0, "0_ann_12-noisy1"))
