@@ -119,7 +119,7 @@ class MinGRUScan(torch.autograd.Function):
     def forward(ctx, library: ctypes.CDLL, x: Tensor, weight: Tensor, bias: Tensor, h0: Tensor,
                 weights: Tensor | None) -> tuple[Tensor, Tensor | None]:
         x, bias, h0 = x.contiguous(), bias.contiguous(), h0.contiguous()
-        weights = None if weights is None else weights.contiguous()
+        weights = None if weights is None else weights.to(x.dtype).contiguous()  # the kernel reads x's type
         h = x.new_empty(*x.shape[:2], weight.shape[0] // 2)
         pooled = None if weights is None else x.new_empty(len(x), h.shape[-1])
         rows_h, rows_h0, rows_weights, rows_pooled = (_rows(t) for t in (h, h0, weights, pooled))
@@ -186,9 +186,9 @@ def _halves(rows: Tensor) -> tuple[int, int, int]:
 
 def _call(library: ctypes.CDLL, name: str, h: Tensor, rows: slice, *addresses: int | None) -> None:
     """Call ``scan_kernel.cpp``'s ``name`` for batch ``rows`` of the states ``h`` ``(B, T, H)``
-    (only their count, shape and dtype are read here): gate inputs ``a``, ``b`` and their row stride, then bias, h0, h, weights,
-    pooled (forward) or bias, h0, h, grad_h, weights, grad_pooled, grad_a, grad_b (laid out as
-    ``a`` and ``b``), grad_bias ``(n, 2H)`` (each batch row's sum over frames), grad_h0
-    (backward); None passes a null pointer."""
+    (only their count, shape and dtype are read here) with ``addresses``: gate inputs ``a``, ``b``
+    and their row stride, then bias, h0, h, weights, pooled (forward) or bias, h0, h, grad_h,
+    weights, grad_pooled, grad_a, grad_b (laid out as ``a`` and ``b``), grad_bias ``(n, 2H)``
+    (each batch row's sum over frames), grad_h0 (backward); None passes a null pointer."""
     getattr(library, f"{name}_{DTYPES[h.dtype]}")(*addresses, rows.stop - rows.start, *h.shape[1:],
                                                   torch.get_num_threads())
