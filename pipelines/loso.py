@@ -98,6 +98,18 @@ def training_voices(speakers: list[str], held_out: str, count: int) -> list[str]
     return [ordered[(start + k) % len(ordered)] for k in range(1, count + 1)]
 
 
+def distillation_args(teacher_runs: list[Path], cell: str, fold: str, weight: float, temperature: float) -> list[str]:
+    """The fit arguments that add :class:`~speechrnn.training.distillation.Distillation` with each
+    teacher run's best checkpoint of the same cell and fold; a missing one is refused before any fit."""
+    paths = [run / cell / fold / "checkpoints" / "best.ckpt" for run in teacher_runs]
+    if missing := [str(path) for path in paths if not path.is_file()]:
+        raise SpeechRNNError(f"--teachers: no best checkpoint at {', '.join(missing)}; pass the --out folders of "
+                             f"finished `make loso` runs of {cell} over the same speakers")
+    callback = {"class_path": "speechrnn.training.distillation.Distillation",
+                "init_args": {"teachers": [str(path) for path in paths], "weight": weight, "temperature": temperature}}
+    return [f"--trainer.callbacks+={json.dumps(callback)}"]
+
+
 def fold_args(cell: str, fold: str, held_out: list[str], run_dir: Path, data_config: Path, group: str,
               overrides: list[str]) -> list[str]:
     """The ``speechrnn fit`` arguments of one fold.
@@ -178,6 +190,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--folds", type=int, help="hold out this many groups of speakers in turn instead of one "
                         "speaker at a time (for corpora with many speakers)")
     parser.add_argument("--epochs", type=int, help="override the trainer's epoch budget")
+    parser.add_argument("--teachers", type=Path, nargs="+", help="distil each fold from these finished runs' "
+                        "best checkpoints of the same fold (speechrnn.training.distillation)")
+    parser.add_argument("--distill_weight", type=float, default=0.5, help="the teachers' share of the loss")
+    parser.add_argument("--distill_temperature", type=float, default=2.0, help="softens both posteriors")
     parser.add_argument("--train_speakers", type=int, help="train each fold on only this many of the other "
                         "speakers (the next ones in sorted order): what each real voice buys")
     args, overrides = parser.parse_known_args(argv)  # the rest is checked by `speechrnn fit`
@@ -209,7 +225,10 @@ def main(argv: list[str] | None = None) -> Path:
                           for fold in held_out}
     started = time.perf_counter()
     plan = {(cell, fold): fold_args(cell, fold, held_out[fold], args.out / cell / fold, args.data, args.out.name,
-                                    fold_overrides[fold]) for cell in args.cells for fold in held_out}
+                                    fold_overrides[fold] + (distillation_args(args.teachers, cell, fold, args.distill_weight,
+                                                                              args.distill_temperature)
+                                                            if args.teachers else []))
+            for cell in args.cells for fold in held_out}
     # every finished fold is checked before any trains
     todo = [(cell, fold) for (cell, fold), fit in plan.items() if not is_finished(args.out / cell / fold, fit, args.out)]
     with tqdm(todo, unit="fold", desc="leave speakers out") as progress:

@@ -71,6 +71,18 @@ def test_each_fold_trains_on_the_speakers_after_its_own_wrapping_round(loso):
             loso.training_voices(speakers, "a", count)
 
 
+def test_teachers_are_each_runs_best_checkpoint_of_the_fold_and_a_missing_one_is_refused(loso, tmp_path):
+    best = tmp_path / "seed0" / "gru" / "ann" / "checkpoints" / "best.ckpt"
+    best.parent.mkdir(parents=True)
+    best.write_bytes(b"")
+    (argument,) = loso.distillation_args([tmp_path / "seed0"], "gru", "ann", 0.5, 2.0)
+    callback = json.loads(argument.removeprefix("--trainer.callbacks+="))
+    assert callback["class_path"] == "speechrnn.training.distillation.Distillation"
+    assert callback["init_args"] == {"teachers": [str(best)], "weight": 0.5, "temperature": 2.0}
+    with pytest.raises(SpeechRNNError, match=f"no best checkpoint at {tmp_path / 'seed1' / 'gru' / 'ann'}"):
+        loso.distillation_args([tmp_path / "seed0", tmp_path / "seed1"], "gru", "ann", 0.5, 2.0)
+
+
 def test_a_corpus_without_a_speakers_split_is_refused(loso, tmp_path):
     config = tmp_path / "tones.yaml"
     config.write_text(yaml.safe_dump({"data": {"class_path": "tones.ToneDataModule"}}))

@@ -117,6 +117,9 @@ class SpeechClassifier(L.LightningModule):
             for split in ("val", "test")
         }) if label_folding else None
         self.results: dict[str, dict] = {}  # per split: the bucket table and confusion of the last epoch
+        # teachers' posteriors mixed into the training loss, set for a fit by the Distillation callback
+        # (speechrnn.training.distillation); None: the labels alone
+        self.soft_targets = None
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """Raw MFCC frames ``(B, T, F)`` -> logits ``(B, C)`` or ``(B, T, C)``."""
@@ -151,13 +154,15 @@ class SpeechClassifier(L.LightningModule):
                 raise SpeechRNNError(f"{source} {reason}")
         return StreamingStep(self.normaliser, self.encoder, self.head, self.labels)
 
-    def _loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+    def _loss(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         logits = self(batch.feats, batch.lengths)
         loss = F.cross_entropy(logits.flatten(0, -2), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
-        return loss, logits.argmax(-1)
+        return loss, logits.argmax(-1), logits
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss, preds = self._loss(batch)
+        loss, preds, logits = self._loss(batch)
+        if self.soft_targets is not None:
+            loss = self.soft_targets.loss(loss, logits, batch)
         self.accuracy["train_acc"](preds, batch.targets)
         size = len(batch.lengths)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
@@ -165,7 +170,7 @@ class SpeechClassifier(L.LightningModule):
         return loss
 
     def _eval_step(self, batch: Batch, split: str) -> None:
-        loss, preds = self._loss(batch)
+        loss, preds, _ = self._loss(batch)
         size = len(batch.lengths)
         self.accuracy[f"{split}_acc"](preds, batch.targets)
         self.bucket_accuracy[split].update(preds, batch.targets, batch.speech_lengths)
