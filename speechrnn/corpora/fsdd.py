@@ -30,7 +30,6 @@ the SHA-256 below is the one on public record for that zip (none is on record fo
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import shutil
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from speechrnn.corpora import synth
-from speechrnn.data.corpus import SILENCE, Utterance
+from speechrnn.data.corpus import SILENCE, Utterance, key_seed
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract
 from speechrnn.errors import SpeechRNNError
@@ -195,7 +194,7 @@ class FSDDDataModule(SpeechDataModule):
         for utterance in (u for u in recordings if u.split == "train"):
             for copy in range(self.noisy_copies):
                 key = f"{utterance.key}-noisy{copy}"
-                position = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") / 2**64  # [0, 1)
+                position = key_seed(key) / 2**64  # in [0, 1)
                 copies.append(dataclasses.replace(utterance, key=key, noise_snr_db=low + (high - low) * position))
         return copies
 

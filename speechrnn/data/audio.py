@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import soundfile as sf
 import soxr
 import torch
 
-from speechrnn.data.corpus import Utterance
+from speechrnn.data.corpus import Utterance, key_seed
 from speechrnn.errors import SpeechRNNError
 
 # soxr's high quality: flat to 91% of the lower rate's Nyquist frequency, images below -120 dB.
@@ -61,7 +59,7 @@ def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float |
 def with_white_noise(wave: torch.Tensor, snr_db: float, seed_key: str) -> torch.Tensor:
     """``wave`` plus white noise ``snr_db`` below its mean power; the noise is a function of
     ``seed_key``, so a cached clip's features can always be made again bit for bit."""
-    generator = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(seed_key.encode()).digest()[:8], "little"))
+    generator = torch.Generator().manual_seed(key_seed(seed_key))
     noise = torch.randn(len(wave), generator=generator, dtype=wave.dtype)
     return wave + noise * (wave.square().mean() / 10 ** (snr_db / 10)).sqrt()
 

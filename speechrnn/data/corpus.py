@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,3 +30,8 @@ class Utterance:
     duration_s: float | None = None  # None: to the end of the file
     pad_to_s: float | None = None  # zero-pad shorter clips to this length (the true length is kept)
     noise_snr_db: float | None = None  # white noise added at this SNR to the clip (seeded by the key)
+
+
+def key_seed(key: str) -> int:
+    """A 64-bit seed from an utterance's ``key``: per-item randomness that no run order changes."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
