@@ -22,6 +22,11 @@ refused before any fold trains. Extra arguments go to every fold's ``speechrnn f
     python -m pipelines.loso --out runs/loso [--cells rnn gru lstm] [--data configs/data/fsdd.yaml]
         [--data_root ROOT] [--epochs N] [--folds K] [--model.normalisation=utterance ...]
     python -m pipelines.loso --data configs/data/speech_commands.yaml --folds 5 --out runs/loso-sc
+
+Two experiments per fold: ``--train_speakers K`` trains each fold on only K of the other speakers
+(what each real voice buys; FSDD), and ``--teachers RUN [RUN ...]`` distils each fold's model
+from those finished runs' best checkpoints of the same fold (``--distill_weight``,
+``--distill_temperature``; :mod:`speechrnn.training.distillation`).
 """
 
 from __future__ import annotations
@@ -217,18 +222,19 @@ def main(argv: list[str] | None = None) -> Path:
     if "split" in inspect.signature(speaker_data_class(args.data)).parameters:
         overrides = ["--data.init_args.split=speakers", *overrides]
     held_out = speaker_folds(args.speakers or corpus_speakers(args.data, args.data_root), args.folds)
-    fold_overrides = {fold: overrides for fold in held_out}
-    if args.train_speakers is not None:
-        speakers = corpus_speakers(args.data, args.data_root)
-        fold_overrides = {fold: [*overrides, "--data.init_args.train_speakers="
-                                 + json.dumps(training_voices(speakers, fold, args.train_speakers))]
-                          for fold in held_out}
+    speakers = corpus_speakers(args.data, args.data_root) if args.train_speakers is not None else []
+
+    def fold_overrides(cell: str, fold: str) -> list[str]:
+        """What every fold shares, and this fold's own voices to train on and teachers."""
+        extra = [] if args.train_speakers is None else [
+            f"--data.init_args.train_speakers={json.dumps(training_voices(speakers, fold, args.train_speakers))}"]
+        if args.teachers:
+            extra += distillation_args(args.teachers, cell, fold, args.distill_weight, args.distill_temperature)
+        return [*overrides, *extra]
+
     started = time.perf_counter()
     plan = {(cell, fold): fold_args(cell, fold, held_out[fold], args.out / cell / fold, args.data, args.out.name,
-                                    fold_overrides[fold] + (distillation_args(args.teachers, cell, fold, args.distill_weight,
-                                                                              args.distill_temperature)
-                                                            if args.teachers else []))
-            for cell in args.cells for fold in held_out}
+                                    fold_overrides(cell, fold)) for cell in args.cells for fold in held_out}
     # every finished fold is checked before any trains
     todo = [(cell, fold) for (cell, fold), fit in plan.items() if not is_finished(args.out / cell / fold, fit, args.out)]
     with tqdm(todo, unit="fold", desc="leave speakers out") as progress:
