@@ -163,6 +163,8 @@ class FSDDDataModule(SpeechDataModule):
                 f"recordings/ folder of {URL} there"
             )
         found, speakers = [], set()
+        # with train_speakers, the voices this run reads: the others neither train nor are tested
+        voices = {*self.train_speakers, *self.test_speakers, *self.validation_speakers} if self.train_speakers else None
         for path in sorted(self.recordings_dir.glob("*.wav")):
             match = RECORDING.fullmatch(path.stem)
             if match is None:
@@ -171,9 +173,8 @@ class FSDDDataModule(SpeechDataModule):
                 )
             speaker, index = match["speaker"], int(match["index"])
             speakers.add(speaker)
-            if self.train_speakers and speaker not in {*self.train_speakers, *self.test_speakers,
-                                                       *self.validation_speakers}:
-                continue  # a voice this run does not train on
+            if voices is not None and speaker not in voices:
+                continue
             found.append(
                 Utterance(
                     key=path.stem,
