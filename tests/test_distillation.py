@@ -11,6 +11,7 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.training.callbacks import FeatureStatistics
 from speechrnn.training.distillation import Distillation, SoftTargets
+from tones import ToneDataModule
 
 
 def tone_model(tone_data, **kwargs):
@@ -83,3 +84,12 @@ def test_with_all_the_weight_on_the_teachers_the_training_loss_ignores_the_label
     assert loss([0, 1, 2, 0]) != loss([2, 2, 1, 1])  # labels alone
     student.soft_targets = SoftTargets([teacher], weight=1.0, temperature=2.0)
     torch.testing.assert_close(loss([0, 1, 2, 0]), loss([2, 2, 1, 1]))
+
+
+def test_a_teacher_of_other_features_is_refused_naming_it(tone_data, make_data, tmp_path):
+    """Same labels and feature size, features floored otherwise: its answers would be for inputs it never saw."""
+    torch.manual_seed(0)
+    fit(tone_model(tone_data), tone_data, [], epochs=1, tmp_path=tmp_path)
+    floored = make_data(ToneDataModule, prepare=True, length_buckets=[20, 40], floor_db=30.0)
+    with pytest.raises(SpeechRNNError, match=f"teacher {tmp_path / 'best.ckpt'} has other labels or features"):
+        fit(tone_model(floored), floored, [Distillation([str(tmp_path / "best.ckpt")])], epochs=1)

@@ -13,12 +13,14 @@ from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import check_writable
 from speechrnn.streaming.export import export_onnx, export_torchscript, quantize_onnx
+from speechrnn.streaming.frontend import check_streamable
 
 FORMATS = ("onnx", "torchscript")
 
 
 def export_checkpoint(ckpt: Checkpoint, fmt: str, out: Path) -> Path:
     """Export a checkpoint's streaming step in ``fmt``; refuses models that cannot stream."""
+    check_streamable(ckpt.features, f"checkpoint {ckpt.path}")
     step = ckpt.model().streaming_step(f"checkpoint {ckpt.path}").eval()
     writer = export_onnx if fmt == "onnx" else export_torchscript
     return writer(step, ckpt.features, out, ckpt.operating_point)

@@ -114,7 +114,7 @@ class Composer:
 
 def featurise(wave: np.ndarray, settings: FeatureSettings) -> torch.Tensor:
     """MFCC frames ``(T, F)`` of a long signal, computed as the streaming front end computes them."""
-    stream = FrameStream(settings)
+    stream = FrameStream(settings, "this stream corpus")
     step = round(FEATURE_CHUNK_S * settings.sample_rate)
     with torch.inference_mode():
         frames = [stream.push(torch.from_numpy(wave[i : i + step])) for i in range(0, len(wave), step)]

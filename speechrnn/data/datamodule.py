@@ -121,6 +121,7 @@ class SpeechDataModule(L.LightningDataModule):
         win_ms: float = FeatureSettings.win_ms,
         hop_ms: float = FeatureSettings.hop_ms,
         deltas: bool = FeatureSettings.deltas,
+        floor_db: float | None = FeatureSettings.floor_db,
         batch_size: int = 64,
         length_buckets: list[int] = DEFAULT_LENGTH_BUCKETS,  # jsonargparse reads the default
         seed: int = 0,
@@ -147,7 +148,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.task = task
         self.data_root = Path(data_root) if data_root else default_data_root()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.features = FeatureSettings(sample_rate, n_mfcc, n_mels, win_ms, hop_ms, deltas)
+        self.features = FeatureSettings(sample_rate, n_mfcc, n_mels, win_ms, hop_ms, deltas, floor_db)
         check_batching(batch_size, length_buckets)
         self.batch_size = batch_size
         self.length_buckets = list(length_buckets)

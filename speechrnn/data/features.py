@@ -24,12 +24,16 @@ class FeatureSettings:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     deltas: bool = False  # append first and second differences
+    floor_db: float | None = None  # log-mel bands floored this far below the clip's loudest; None: no floor
 
     def __post_init__(self) -> None:
         """Refuse settings that would divide by zero, or build an empty or meaningless feature."""
         for name in ("sample_rate", "n_mfcc", "n_mels", "win_ms", "hop_ms"):
             if not getattr(self, name) > 0:  # `not >` also refuses NaN
                 raise SpeechRNNError(f"{name} is {getattr(self, name)}; it must be greater than 0")
+        if self.floor_db is not None and not self.floor_db > 0:
+            raise SpeechRNNError(f"floor_db is {self.floor_db}; it must be greater than 0 (dB below the clip's "
+                                 "loudest band), or null for no floor")
         if self.n_mels < self.n_mfcc:
             raise SpeechRNNError(f"n_mfcc {self.n_mfcc} is more than n_mels {self.n_mels}: the cepstrum "
                                  "has at most one coefficient per mel band; lower n_mfcc or raise n_mels")
@@ -109,7 +113,11 @@ class MFCC(nn.Module):
 
     Each signal is reflect-padded on its own, exactly as a centred STFT of that signal alone
     would be, and then zero-padded to the batch; so an utterance's features do not depend on
-    its neighbours. No top-dB clamp (it would depend on the loudest item in view).
+    its neighbours. No top-dB clamp (it would depend on the loudest item in view). ``floor_db``
+    floors each clip's log-mel bands at its own loudest band and frame minus ``floor_db``: hiss from
+    one microphone and the silence of a quiet room then read alike, the floor is the same in every
+    clip whatever its noise, and what stays is the speech above it. It needs the whole clip, so
+    features with a floor do not stream.
 
     Example:
         >>> mfcc = MFCC(FeatureSettings(sample_rate=8000))
@@ -146,6 +154,8 @@ class MFCC(nn.Module):
         # |X|^2 as re^2 + im^2: three times faster on CPU than torchaudio's abs().pow(2)
         power = stft.real.square() + stft.imag.square()
         mel_db = self.to_db(self.mel_scale(power))  # (B, n_mels, T)
+        if settings.floor_db is not None:
+            mel_db = mel_db.maximum(mel_db.amax((1, 2), keepdim=True) - settings.floor_db)
         return (mel_db.transpose(1, 2) @ self.dct).contiguous()  # (B, T, n_mfcc)
 
     def _with_deltas(self, ceps: Tensor) -> Tensor:  # (T, n_mfcc) -> (T, 3 * n_mfcc)

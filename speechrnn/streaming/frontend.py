@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from speechrnn.data.features import DELTA_REACH, MFCC, FeatureSettings
+from speechrnn.errors import SpeechRNNError
 
 DELTA_DENOMINATOR = 10.0  # 2 * (1^2 + 2^2), ComputeDeltas' normaliser for a window of 5
 
@@ -65,6 +66,14 @@ class DeltaStream:
         return out
 
 
+def check_streamable(settings: FeatureSettings, source: str) -> None:
+    """Refuse features a stream cannot compute as training did, naming ``source``."""
+    if settings.floor_db is not None:
+        raise SpeechRNNError(f"{source} floors its log-mel bands {settings.floor_db:g} dB below each clip's loudest "
+                             "(data.floor_db), which a stream has not heard yet; retrain with data.floor_db: null "
+                             "to stream")
+
+
 class FrameStream:
     """Audio chunks ``(S,)`` at ``settings.sample_rate`` -> MFCC frames ``(T, F)``, as computed offline.
 
@@ -80,7 +89,8 @@ class FrameStream:
         101
     """
 
-    def __init__(self, settings: FeatureSettings) -> None:
+    def __init__(self, settings: FeatureSettings, source: str = "this front end") -> None:
+        check_streamable(settings, source)
         self.settings = settings
         self.mfcc = MFCC(settings)
         self.pad = settings.n_fft // 2

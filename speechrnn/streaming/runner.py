@@ -33,7 +33,7 @@ class Streamer:
     def __init__(self, model: SpeechClassifier, settings: FeatureSettings, source: str = "the model") -> None:
         self.step = model.eval().streaming_step(source)
         self.settings = settings
-        self.frames = FrameStream(settings)
+        self.frames = FrameStream(settings, source)
         self.labels = list(self.step.labels)
         self.state = self.step.initial_state()
 

@@ -55,13 +55,15 @@ class Distillation(L.Callback):
             raise SpeechRNNError(f"Distillation teaches one label per utterance; this model's task is "
                                  f"{pl_module.hparams.task!r}: drop the Distillation callback")
         teachers = []
+        features = getattr(trainer.datamodule, "features", None)  # the student's batches' feature settings
         for path in self.paths:
             checkpoint = load_checkpoint(path)
             if list(checkpoint.model_args["labels"]) != list(pl_module.labels) or \
-                    checkpoint.model_args["input_size"] != pl_module.hparams.input_size:
+                    checkpoint.model_args["input_size"] != pl_module.hparams.input_size or \
+                    (features is not None and checkpoint.features != features):
                 raise SpeechRNNError(f"teacher {path} has other labels or features than the model it teaches "
-                                     f"({checkpoint.model_args['labels']}, {checkpoint.model_args['input_size']} "
-                                     f"features); pass teachers trained on the same data config")
+                                     f"({checkpoint.model_args['labels']}, {checkpoint.features}); pass teachers "
+                                     f"trained on the same data config")
             teachers.append(checkpoint.model().eval().requires_grad_(False).to(pl_module.device))
         pl_module.soft_targets = SoftTargets(teachers, self.weight, self.temperature)
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,8 @@ from test_streaming import SETTINGS, model, speechlike, streamed
 from pipelines.configs import trainer_args
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import main
+from speechrnn.commands.export import export_checkpoint
+from speechrnn.errors import SpeechRNNError
 from speechrnn.plots import plot_stream
 from speechrnn.streaming.detect import Detector, OperatingPoint
 from speechrnn.streaming.export import OnnxStep, export_onnx, export_torchscript
@@ -257,3 +260,12 @@ def test_export_command_writes_a_graph_that_onnxruntime_runs(checkpoint, tmp_pat
     int8 = run_graph(OnnxStep(tmp_path / "kws.int8.onnx"), step.features, wave, 800)
     torch.testing.assert_close(exact, streamed(Streamer.from_checkpoint(ckpt), wave, 800), rtol=0, atol=1e-4)
     assert exact.shape == int8.shape and (exact - int8).abs().max() < 0.2  # int8 weights: close, not equal
+
+
+def test_a_checkpoint_whose_features_need_the_whole_clip_is_refused_for_export(checkpoint, tmp_path):
+    ckpt = load_checkpoint(checkpoint)
+    floored = dataclasses.replace(ckpt, pipeline=dataclasses.replace(
+        ckpt.pipeline, features=dataclasses.replace(ckpt.features, floor_db=40.0)))
+    with pytest.raises(SpeechRNNError, match="data.floor_db") as err:
+        export_checkpoint(floored, "onnx", tmp_path / "kws.onnx")
+    assert str(checkpoint) in str(err.value) and not (tmp_path / "kws.onnx").exists()

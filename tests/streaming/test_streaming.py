@@ -79,3 +79,10 @@ def test_models_that_read_the_whole_clip_refuse_to_stream(overrides, reason):
     with pytest.raises(SpeechRNNError, match=reason) as err:
         Streamer(classifier, SETTINGS, "checkpoint runs/x/best.ckpt")
     assert "checkpoint runs/x/best.ckpt" in str(err.value) and "retrain" in str(err.value)
+
+
+def test_features_floored_below_the_clip_refuse_to_stream():
+    floored = FeatureSettings(sample_rate=8000, n_mfcc=13, n_mels=23, floor_db=35.0)
+    with pytest.raises(SpeechRNNError, match="data.floor_db") as err:
+        Streamer(model("gru", pooling="last"), floored, "checkpoint runs/x/best.ckpt")
+    assert "checkpoint runs/x/best.ckpt" in str(err.value) and "retrain" in str(err.value)
