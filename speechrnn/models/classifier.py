@@ -154,23 +154,24 @@ class SpeechClassifier(L.LightningModule):
                 raise SpeechRNNError(f"{source} {reason}")
         return StreamingStep(self.normaliser, self.encoder, self.head, self.labels)
 
-    def _loss(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+    def _loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
         logits = self(batch.feats, batch.lengths)
         loss = F.cross_entropy(logits.flatten(0, -2), batch.targets.flatten(), ignore_index=IGNORE_INDEX)
-        return loss, logits.argmax(-1), logits
+        return loss, logits
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss, preds, logits = self._loss(batch)
+        loss, logits = self._loss(batch)
         if self.soft_targets is not None:
             loss = self.soft_targets.loss(loss, logits, batch)
-        self.accuracy["train_acc"](preds, batch.targets)
+        self.accuracy["train_acc"](logits.argmax(-1), batch.targets)
         size = len(batch.lengths)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         self.log("train/acc", self.accuracy["train_acc"], on_step=False, on_epoch=True, batch_size=size)
         return loss
 
     def _eval_step(self, batch: Batch, split: str) -> None:
-        loss, preds, _ = self._loss(batch)
+        loss, logits = self._loss(batch)
+        preds = logits.argmax(-1)
         size = len(batch.lengths)
         self.accuracy[f"{split}_acc"](preds, batch.targets)
         self.bucket_accuracy[split].update(preds, batch.targets, batch.speech_lengths)
