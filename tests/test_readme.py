@@ -72,20 +72,26 @@ def test_readme_is_at_most_250_lines():
     assert lines <= MAX_LINES, f"README.md has {lines} lines; move detail into docs/"
 
 
-def test_every_speechrnn_subcommand_in_the_readme_exists():
+EVERY_PAGE = pytest.mark.parametrize("page", [README, *PAGES], ids=lambda page: page.name)
+
+
+@EVERY_PAGE
+def test_every_speechrnn_subcommand_named_exists(page):
     known = set(cli.TOOLS) | set(cli.SpeechCLI.subcommands())
-    unknown = {name: uses for name, uses in commands(read(README), SUBCOMMAND).items() if name not in known}
-    assert not unknown, f"not subcommands of speechrnn/cli.py: {unknown}"
+    unknown = {name: uses for name, uses in commands(read(page), SUBCOMMAND).items() if name not in known}
+    assert not unknown, f"{page.name}: not subcommands of speechrnn/cli.py: {unknown}"
 
 
-def test_every_make_target_in_the_readme_exists():
+@EVERY_PAGE
+def test_every_make_target_named_exists(page):
     targets = makefile_targets()
-    unknown = {name: uses for name, uses in commands(read(README), MAKE_TARGET).items() if name not in targets}
-    assert not unknown, f"not Makefile targets: {unknown}"
+    unknown = {name: uses for name, uses in commands(read(page), MAKE_TARGET).items() if name not in targets}
+    assert not unknown, f"{page.name}: not Makefile targets: {unknown}"
 
 
-def test_every_flag_of_a_speechrnn_tool_in_the_readme_is_one_of_its_options():
-    uses = commands(read(README), SUBCOMMAND)
+@EVERY_PAGE
+def test_every_flag_of_a_speechrnn_tool_is_one_of_its_options(page):
+    uses = commands(read(page), SUBCOMMAND)
     wrong = []
     for tool in sorted(set(uses) & set(cli.TOOLS)):
         help_text = tool_help(tool)
@@ -97,7 +103,7 @@ def test_every_flag_of_a_speechrnn_tool_in_the_readme_is_one_of_its_options():
             if formats:
                 wrong += [(tool, f"--format {value}") for value in re.findall(r"--format\s+(\w+)", command)
                           if value not in formats.group(1).split(",")]
-    assert not wrong, f"options the tools do not have: {wrong}"
+    assert not wrong, f"{page.name}: options the tools do not have: {wrong}"
 
 
 def test_every_repo_path_the_readme_names_exists():
@@ -134,7 +140,7 @@ def anchors(page: Path) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
 
 
-@pytest.mark.parametrize("page", [README, *PAGES], ids=lambda page: page.name)
+@EVERY_PAGE
 def test_every_relative_link_resolves(page):
     broken = []
     for target, anchor in LINK.findall(read(page)):
@@ -146,7 +152,7 @@ def test_every_relative_link_resolves(page):
     assert not broken, f"{page.name} links to files or headings that do not exist: {broken}"
 
 
-@pytest.mark.parametrize("page", [README, *PAGES], ids=lambda page: page.name)
+@EVERY_PAGE
 def test_no_page_names_a_folder_outside_the_clone(page):
     found = sorted(set(OUTSIDE_THE_CLONE.findall(read(page))))
     assert not found, f"{page.name} names {found}: say 'the folder holding fsdd/' and SPEECHRNN_DATA_ROOT"
