@@ -29,6 +29,8 @@ REPO_PATH = re.compile(r"(?<![\w./-])((?:speechrnn|pipelines|configs|docs|benchm
                        r"|Makefile|pyproject\.toml)(?![\w<*{])")
 LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
 OUTSIDE_THE_CLONE = re.compile(r"\.\./shared|/work/")
+# a timing says "a 2-core CPU" or "one GPU", not which machine gave it
+MACHINE = re.compile(r"\b(?:[AHV]100|H200|Xeon|EPYC|Zen \d)\b")
 
 
 def read(path: Path) -> str:
@@ -156,6 +158,12 @@ def test_every_relative_link_resolves(page):
 def test_no_page_names_a_folder_outside_the_clone(page):
     found = sorted(set(OUTSIDE_THE_CLONE.findall(read(page))))
     assert not found, f"{page.name} names {found}: say 'the folder holding fsdd/' and SPEECHRNN_DATA_ROOT"
+
+
+@EVERY_PAGE
+def test_no_page_names_the_machine_a_figure_was_measured_on(page):
+    found = sorted(set(MACHINE.findall(read(page))))
+    assert not found, f"{page.name} names {found}: say 'a 2-core CPU' or 'one GPU'"
 
 
 def test_docs_have_an_index_that_links_every_page():
