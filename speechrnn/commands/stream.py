@@ -3,7 +3,7 @@
 The file is read, featurised and classified chunk by chunk with the model's state carried along
 (:mod:`speechrnn.streaming.runner`), so an hour costs the memory of a chunk; each detection is printed
 as it ends: ``{"label", "start_s", "end_s", "score", "fired_s"}``. The detector's operating point
-is the one ``make streaming`` tuned and stored in the checkpoint, else the defaults (it says
+is the one ``speechrnn tune`` (or ``make streaming``) stored in the checkpoint, else the defaults (it says
 which); ``--threshold``, ``--smooth-s`` and ``--refractory-s`` override it. ``--posteriors``
 writes what the detector saw, one JSON line per frame. ``--mic`` listens live (needs the
 optional ``sounddevice`` package: ``pip install 'speechrnn[live]'``).
@@ -24,9 +24,11 @@ import torch
 
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.data.chunks import read_chunks
+from speechrnn.data.corpus import BACKGROUND
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write, check_writable
-from speechrnn.streaming.detect import BACKGROUND, Detector, OperatingPoint
+from speechrnn.operating_point import OperatingPoint
+from speechrnn.streaming.detect import Detector
 from speechrnn.streaming.runner import PosteriorWriter, Streamer, spot
 
 
@@ -79,7 +81,7 @@ def operating_point(ckpt: Checkpoint, args: argparse.Namespace, note: Callable[[
     point = ckpt.operating_point
     if point is None:
         point = OperatingPoint()
-        note(f"{ckpt.path} holds no tuned operating point (make streaming tunes one); using the defaults "
+        note(f"{ckpt.path} holds no tuned operating point (`speechrnn tune` stores one); using the defaults "
              f"threshold {point.threshold}, smoothing {point.smooth_s} s, refractory {point.refractory_s} s")
     return replace(point, **given_point_flags(args))
 
