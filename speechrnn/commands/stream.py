@@ -15,41 +15,19 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
-from speechrnn.data.chunks import read_chunks
+from speechrnn.data.chunks import microphone_chunks, read_chunks
 from speechrnn.data.corpus import BACKGROUND
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write, check_writable
 from speechrnn.operating_point import OperatingPoint
 from speechrnn.streaming.detect import Detector
 from speechrnn.streaming.runner import PosteriorWriter, Streamer, spot
-
-
-def microphone_chunks(sample_rate: int, chunk_s: float, seconds: float | None) -> Iterator[torch.Tensor]:
-    """Live mono chunks from the default input device, until ``seconds`` pass or Ctrl+C."""
-    try:
-        import sounddevice
-    except ImportError as err:
-        raise SpeechRNNError("--mic needs the optional package sounddevice: pip install 'speechrnn[live]' "
-                             "(or pass an audio file instead)") from err
-    block = round(chunk_s * sample_rate)
-    total = None if seconds is None else round(seconds * sample_rate)
-    read = 0
-    with sounddevice.InputStream(samplerate=sample_rate, channels=1, dtype="float32", blocksize=block) as mic:
-        try:
-            while total is None or read < total:
-                samples, _ = mic.read(block)  # (block, 1); blocks until the audio arrived
-                read += len(samples)
-                yield torch.from_numpy(samples[:, 0].copy())
-        except KeyboardInterrupt:
-            return
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
