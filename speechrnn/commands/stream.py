@@ -27,7 +27,7 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write, check_writable
 from speechrnn.operating_point import OperatingPoint
 from speechrnn.streaming.detect import Detector
-from speechrnn.streaming.runner import PosteriorWriter, Streamer, spot
+from speechrnn.streaming.runner import CHUNK_S, PosteriorWriter, Streamer, spot
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -43,7 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=f"moving-average window, seconds (default: tuned, else {defaults.smooth_s})")
     parser.add_argument("--refractory-s", type=float,
                         help=f"dead time after a detection (default: tuned, else {defaults.refractory_s})")
-    parser.add_argument("--chunk-s", type=float, default=0.1, help="audio per chunk, seconds")
+    parser.add_argument("--chunk-s", type=float, default=CHUNK_S, help="audio per chunk, seconds")
     parser.add_argument("--background", nargs="*", default=[BACKGROUND],
                         help="classes that are never reported (the model's non-keyword class)")
     parser.add_argument("--plot", type=Path, help="draw waveform, posteriors and detections to this PNG")

@@ -39,17 +39,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="speechrnn tune", description=__doc__.splitlines()[0],
                                      epilog="\n".join(__doc__.splitlines()[2:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a .ckpt written by `speechrnn fit` with pooling: last")
-    parser.add_argument("--keywords", type=Path, help="a keyword stream (WAV), its timeline the .json beside it")
-    parser.add_argument("--keyword-free", type=Path, help="a stream holding no keyword (WAV)")
-    parser.add_argument("--data", type=Path, nargs="+",
+    parser.add_argument("checkpoint", type=Path, metavar="CKPT", help="a .ckpt written by `speechrnn fit` with pooling: last")
+    parser.add_argument("--keywords", type=Path, metavar="WAV", help="a keyword stream (WAV), its timeline the .json beside it")
+    parser.add_argument("--keyword-free", type=Path, metavar="WAV", help="a stream holding no keyword (WAV)")
+    parser.add_argument("--data", type=Path, nargs="+", metavar="CONFIG",
                         help="stream data configs, stacked (default: the checkpoint's own data module)")
-    parser.add_argument("--data-root", help="the folder holding the corpus (default: as the checkpoint was trained)")
+    parser.add_argument("--data-root", metavar="DIR", help="the folder holding the corpus (default: as the checkpoint was trained)")
     parser.add_argument("--split", choices=SCORED_SPLITS, default="validation",
                         help="the built streams to tune on (keep test for scoring)")
-    parser.add_argument("--false-alarms-per-hour", type=float, default=TARGET_FALSE_ALARMS_PER_HOUR,
+    parser.add_argument("--false-alarms-per-hour", type=float, metavar="RATE", default=TARGET_FALSE_ALARMS_PER_HOUR,
                         help="the target rate of false alarms over both streams")
-    parser.add_argument("--json", type=Path, help="also write the point and its figures to this file")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the point and its figures to this file")
     return parser.parse_args(argv)
 
 

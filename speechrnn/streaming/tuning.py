@@ -20,7 +20,7 @@ from torch import Tensor
 from speechrnn.data.features import FeatureSettings
 from speechrnn.data.timeline import keywords_of
 from speechrnn.errors import SpeechRNNError
-from speechrnn.operating_point import OperatingPoint
+from speechrnn.operating_point import DEFAULT_POINT, OperatingPoint
 from speechrnn.streaming.detect import detect, score
 from speechrnn.streaming.runner import StreamResult, run_file
 
@@ -108,7 +108,7 @@ def tune(checkpoint, files: dict[str, Path], false_alarms_per_hour: float = TARG
     False alarms are counted over both streams (the keyword stream's unmatched detections too).
     """
     keywords = known_keywords(files["keywords"], checkpoint.labels)
-    runs = [run_file(checkpoint, files[name], OperatingPoint())[0] for name in ("keywords", "keyword_free")]
+    runs = [run_file(checkpoint, files[name], DEFAULT_POINT)[0] for name in ("keywords", "keyword_free")]
     curve = stream_curve(checkpoint, *runs, keywords)
     best = best_within(curve, false_alarms_per_hour)
     return {"detector": best.point, "validation": {

@@ -120,3 +120,17 @@ def test_a_json_report_over_the_checkpoint_is_refused(fresh, capsys):
     code, _, err = run(["tune", str(fresh), "--json", str(fresh)], capsys)
     assert code == 2 and "is an input" in err
     assert load_checkpoint(fresh).operating_point is None
+
+
+def test_a_checkpoint_that_cannot_stream_or_data_without_streams_is_refused_in_one_line(fresh, tmp_path, capsys):
+    (tmp_path / "tones.yaml").write_text(yaml.safe_dump({"data": {"class_path": "tones.ToneDataModule", "init_args": {
+        "data_root": str(tmp_path / "tones")}}}))
+    code, _, err = run(["tune", str(fresh), "--data", str(tmp_path / "tones.yaml")], capsys)
+    assert code == 2 and "writes no streams" in err and len(err.strip().splitlines()) == 1
+    main(["fit", "--config", str(tmp_path / "tones.yaml"), "--config", str(CONFIGS / "model/gru.yaml"),
+          *trainer_args(CONFIGS / "trainer/cpu.yaml"), "--run_dir", str(tmp_path / "run"), "--trainer.max_epochs", "1",
+          "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--model.hidden_size", "8",
+          "--model.pooling", "mean", "--test_after_fit", "false"])
+    capsys.readouterr()  # the fit's progress
+    code, _, err = run(["tune", str(tmp_path / "run/checkpoints/last.ckpt")], capsys)
+    assert code == 2 and "pools its states with 'mean'" in err and len(err.strip().splitlines()) == 1
