@@ -19,10 +19,10 @@ import torch
 
 from pipelines.configs import CONFIGS, recipe_args, trainer_args
 from speechrnn.cli import exit_on_user_error, run_lightning
-from speechrnn.commands.compare import markdown_table
 from speechrnn.data.pipeline import build_data_module
 from speechrnn.files import write_json
 from speechrnn.plots import plot_accuracy_by_length
+from speechrnn.reports import markdown_table
 from speechrnn.training.tracking import default_wandb_mode
 
 DATA_CONFIG = CONFIGS / "data/synth.yaml"

@@ -45,11 +45,11 @@ from tqdm import tqdm
 from pipelines.configs import CONFIGS, recipe_args, trainer_args
 from pipelines.fit_settings import fit_recorded, is_finished
 from speechrnn.cli import exit_on_user_error
-from speechrnn.commands.compare import markdown_table, percent
 from speechrnn.data.pipeline import build_data_module, data_module_class
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import write_json
 from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
+from speechrnn.reports import markdown_table, percent
 from speechrnn.stats import t_interval
 from speechrnn.training.tracking import default_wandb_mode
 

@@ -34,10 +34,10 @@ from pipelines.loso import speaker_table
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.cli import exit_on_user_error
 from speechrnn.errors import SpeechRNNError
-from speechrnn.evaluation import build_datamodule
+from speechrnn.evaluation import build_datamodule, posteriors
 from speechrnn.files import write_json
 from speechrnn.stats import t_interval
-from speechrnn.tta import CHOICES, TTASettings, combine, variant_posteriors
+from speechrnn.tta import CHOICES, TTASettings, combine
 
 AGREEMENT = 1e-6  # a member's recomputed accuracy against its results.json
 
@@ -51,30 +51,18 @@ def fold_speakers(run: Path, cell: str) -> list[str]:
     return folds
 
 
-def posteriors(fold: Path, data_root: str | None, tta: TTASettings | None
-               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, list[str]]:
-    """One fold's best checkpoint on its test split: ``(posteriors (N, C), posteriors of each
-    test-time variant (V, N, C) or None without ``tta``, targets (N,), keys)``, its accuracy checked
-    against the fold's ``results.json``."""
+def fold_posteriors(fold: Path, data_root: str | None, tta: TTASettings | None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, list[str]]:
+    """One fold's best checkpoint on its test split (:func:`speechrnn.evaluation.posteriors`), its
+    accuracy checked against the fold's ``results.json``."""
     ckpt = load_checkpoint(fold / "checkpoints" / "best.ckpt")
-    datamodule = build_datamodule(ckpt, data_root=data_root)
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    model = ckpt.model().eval()
-    probs, variants, targets = [], [], []
-    with torch.no_grad():
-        for batch in datamodule.test_dataloader():
-            probs.append(model(batch.feats, batch.lengths).softmax(-1))
-            if tta is not None:
-                variants.append(variant_posteriors(model, batch, tta, ckpt.features))
-            targets.append(batch.targets)
-    probs, targets = torch.cat(probs), torch.cat(targets)
+    probs, variants, targets, keys = posteriors(ckpt, build_datamodule(ckpt, data_root=data_root), tta)
     reported = json.loads((fold / "results.json").read_text())["test"]["accuracy"]
     if abs((score := accuracy(probs, targets)) - reported) > AGREEMENT:
         raise SpeechRNNError(f"{fold}: its best checkpoint scores {score:.4f} on the test split now, its "
                              f"results.json says {reported:.4f}; the data or the checkpoint changed since the run, "
                              "so rerun that fold")
-    return probs, torch.cat(variants, 1) if variants else None, targets, list(datamodule.splits["test"].keys)
+    return probs, variants, targets, keys
 
 
 def accuracy(probs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -100,7 +88,7 @@ def ensemble(runs: list[Path], cells: list[str], data_root: str | None, tta: TTA
     for speaker in speakers:
         scored = []
         for run, cell in zip(runs, cells):
-            scored.append(posteriors(run / cell / speaker, data_root, tta))
+            scored.append(fold_posteriors(run / cell / speaker, data_root, tta))
             progress.update()
         _, _, targets, keys = scored[0]
         for run, cell, (_, _, other_targets, other_keys) in zip(runs[1:], cells[1:], scored[1:]):

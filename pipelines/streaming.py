@@ -29,20 +29,19 @@ Writes ``results.json``, ``table.md``, ``curves.png`` (test detection against fa
 hour, one line per spotter) and ``stream.png`` (the first seconds of the test stream for the best
 spotter) into ``--out``; the best cell is also exported to ONNX (float and int8
 weights) and run in onnxruntime on the test keyword stream. A rerun with the same ``--out``
-keeps the trained runs and the figures of unchanged checkpoints.
+keeps the trained runs, and the figures of each checkpoint whose bytes have not changed since it was
+tuned (a retrained spotter is tuned and scored again). Tuning and scoring are the library's
+(:func:`speechrnn.streaming.tuning.tune`, :mod:`speechrnn.streaming.scoring`), as ``speechrnn tune``
+runs them; this script trains, calls them and draws.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 
 from pipelines.configs import CONFIGS, recipe_args, trainer_args
@@ -50,20 +49,19 @@ from pipelines.fit_settings import fit_recorded, is_finished
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import exit_on_user_error
 from speechrnn.corpora.streams import SCORED_SPLITS
-from speechrnn.corpora.tapes import featurise, read_timeline
-from speechrnn.data.chunks import read_chunks
 from speechrnn.data.pipeline import build_data_module
+from speechrnn.data.timeline import keywords_of
 from speechrnn.errors import SpeechRNNError
-from speechrnn.files import write_json
+from speechrnn.files import file_digest, write_json
+from speechrnn.operating_point import OperatingPoint
 from speechrnn.plots import plot_operating_curves, plot_stream
-from speechrnn.streaming.detect import Detector, OperatingPoint, detect, score
-from speechrnn.streaming.export import OnnxStep, export_onnx, quantize_onnx
+from speechrnn.reports import spotter_table
 from speechrnn.streaming.mining import mine, write_mined
-from speechrnn.streaming.runner import Streamer, StreamResult, spot
-from speechrnn.streaming.tuning import TOLERANCE_S, best_within, detection_at, sweep
+from speechrnn.streaming.runner import StreamResult, run_file
+from speechrnn.streaming.scoring import evaluate, onnx_figures
+from speechrnn.streaming.tuning import tune
 from speechrnn.training.tracking import default_wandb_mode
 
-CHUNK_S = 0.1  # audio per chunk: a 100 ms reaction budget
 TARGET = {"detection_rate": 0.95, "false_alarms_per_hour": 1.0, "rtf": 0.05}
 FIGURE_S = 40.0
 DATA = CONFIGS / "data/fsdd_stream_heldout.yaml"  # the honest test: unheard voice, real-voice non-keywords
@@ -87,134 +85,6 @@ def train_one(cell: str, out: Path, data_config: Path, data_args: list[str], ove
     if not is_finished(run_dir, args, out):
         fit_recorded(run_dir, args)
     return Path(json.loads((run_dir / "results.json").read_text())["checkpoint"])
-
-
-def run_stream(checkpoint, path: Path, point: OperatingPoint, keep: bool = True) -> tuple[StreamResult, float]:
-    """A whole stream file through the spotter, chunk by chunk, and the CPU seconds it took."""
-    streamer = Streamer.from_checkpoint(checkpoint)
-    spotter = Detector(streamer.labels, checkpoint.features, point)
-    started = time.process_time()
-    result = spot(streamer, spotter, read_chunks(path, checkpoint.features.sample_rate, CHUNK_S), keep=keep)
-    return result, time.process_time() - started
-
-
-def keywords_of(path: Path) -> list[dict]:
-    return [e for e in read_timeline(path)["events"] if e["kind"] == "keyword"]
-
-
-def tune(checkpoint, files: dict[str, Path]) -> dict:
-    """The smoothing and threshold with the most validation detections within the false-alarm target
-    (where none is within, the fewest false alarms).
-
-    False alarms are counted over both validation streams (an hour and more of audio).
-    """
-    runs = [run_stream(checkpoint, files[name], OperatingPoint())[0] for name in ("keywords", "keyword_free")]
-    curve = stream_curve(checkpoint, *runs, keywords_of(files["keywords"]))
-    best = best_within(curve, TARGET["false_alarms_per_hour"])
-    return {"detector": best.point, "validation": {
-        "detection_rate": best.detection_rate, "false_alarms": best.false_alarms, "audio_s": round(3600 * best.hours, 1),
-        "det_at_1fa": detection_at(curve, 1.0)}}
-
-
-def stream_curve(checkpoint, spotted: StreamResult, free: StreamResult, truth: list[dict]) -> list:
-    """The operating curve (:func:`speechrnn.streaming.tuning.sweep`) of a keyword and a keyword-free run."""
-    return sweep(spotted.posteriors, truth, free.posteriors, checkpoint.labels, checkpoint.features)
-
-
-def evaluate(checkpoint, detector: OperatingPoint, files: dict[str, Path]) -> tuple[dict, StreamResult]:
-    """Test figures with the tuned detector; the keyword stream's result, for the figure."""
-    spotted, _ = run_stream(checkpoint, files["keywords"], detector)
-    truth = keywords_of(files["keywords"])
-    words = score(spotted.detections, truth, spotted.duration_s, TOLERANCE_S)
-    free, cpu_s = run_stream(checkpoint, files["keyword_free"], detector)
-    latencies = sorted(words.latencies_s)
-    curve = stream_curve(checkpoint, spotted, free, truth)
-    return {
-        # the best detector setting on the test streams themselves: what the model allows, not what ships
-        "det_at_1fa_best_setting": detection_at(curve, 1.0),
-        "detection_rate": words.detection_rate,
-        "keywords": words.keywords,
-        "hits": words.hits,
-        "false_alarms_in_keyword_stream": words.false_alarms,
-        "keyword_stream_s": round(words.duration_s, 1),
-        "false_alarms_keyword_free": len(free.detections),
-        "keyword_free_s": round(free.duration_s, 1),
-        "false_alarms_per_hour": len(free.detections) / (free.duration_s / 3600),
-        "latency_median_s": statistics.median(latencies) if latencies else None,
-        "latency_p90_s": latencies[int(0.9 * (len(latencies) - 1))] if latencies else None,
-        "rtf": cpu_s / free.duration_s,
-        "cpu_s": round(cpu_s, 1),
-        "curve": threshold_curve(curve, detector, free.duration_s),
-    }, spotted
-
-
-def threshold_curve(curve: list, detector: OperatingPoint, free_s: float) -> list:
-    """``[threshold, detection rate, keyword-free false alarms per hour]`` at every threshold of the
-    grid with the detector's smoothing: the test trade-off, for reading only (the operating point
-    is the one tuned on validation)."""
-    return [[c.point.threshold, c.detection_rate, c.keyword_free_alarms / (free_s / 3600)]
-            for c in curve if c.point == replace(detector, threshold=c.point.threshold)]
-
-
-def table(results: dict) -> str:
-    """One row per cell: the test figures with the tuned detector."""
-    header = ("| cell | detection | false alarms / h (keyword-free) | false alarms in keyword stream | "
-              "latency median / p90 (s) | RTF (1 thread) | threshold / smoothing |")
-    rows = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
-    for cell, r in results.items():
-        t, d = r["test"], r["detector"]
-        latency = "-" if t["latency_median_s"] is None else f"{t['latency_median_s']:.2f} / {t['latency_p90_s']:.2f}"
-        rows.append(f"| {cell} | {100 * t['detection_rate']:.1f}% ({t['hits']}/{t['keywords']}) | "
-                    f"{t['false_alarms_per_hour']:.1f} ({t['false_alarms_keyword_free']} in "
-                    f"{t['keyword_free_s'] / 3600:.2f} h) | {t['false_alarms_in_keyword_stream']} in "
-                    f"{t['keyword_stream_s'] / 60:.0f} min | {latency} | {t['rtf']:.4f} | "
-                    f"{d['threshold']:g} / {d['smooth_s']:g} s |")
-    return "\n".join(rows)
-
-
-class TorchStep:
-    """The model's streaming step with OnnxStep's calling convention:
-    ``(feats (T, F), state) -> (posteriors (T, C), state)``."""
-
-    def __init__(self, checkpoint) -> None:
-        self.step = checkpoint.model().streaming_step(f"checkpoint {checkpoint.path}")
-
-    def initial_state(self) -> tuple:
-        return self.step.initial_state()
-
-    @torch.inference_mode()
-    def __call__(self, feats: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
-        posteriors, *state = self.step(torch.from_numpy(feats)[None], *state)
-        return posteriors[0].numpy(), tuple(state)
-
-
-def onnx_figures(checkpoint, detector: OperatingPoint, files: dict[str, Path], out: Path) -> dict:
-    """The exported step (float and int8 weights) in onnxruntime on the test keyword stream, one thread.
-
-    Detection rate, CPU seconds per audio second of the step alone (front end excluded, the
-    same frames for all three) and the largest posterior change against PyTorch.
-    """
-    path = export_onnx(TorchStep(checkpoint).step, checkpoint.features, out / "step.onnx", detector)
-    runners = {"pytorch": TorchStep(checkpoint), "onnx": OnnxStep(path),
-               "onnx_int8": OnnxStep(quantize_onnx(path, out / "step.int8.onnx"))}
-    feats = featurise(sf.read(files["keywords"], dtype="float32")[0], checkpoint.features).numpy()  # (T, F)
-    clock = checkpoint.features
-    chunk = clock.frames_in(CHUNK_S)  # frames per chunk
-    truth, duration_s = keywords_of(files["keywords"]), clock.centre_s(len(feats))
-    figures, reference = {}, None
-    for name, runner in runners.items():
-        state, outputs, started = runner.initial_state(), [], time.process_time()
-        for i in range(0, len(feats), chunk):
-            posteriors, state = runner(feats[i : i + chunk], state)
-            outputs.append(posteriors)
-        cpu_s = time.process_time() - started
-        posteriors = torch.from_numpy(np.concatenate(outputs))
-        reference = posteriors if reference is None else reference
-        found = detect(posteriors, checkpoint.labels, clock, detector)
-        figures[name] = {"detection_rate": score(found, truth, duration_s, TOLERANCE_S).detection_rate,
-                         "step_rtf": cpu_s / duration_s,
-                         "max_posterior_change": float((posteriors - reference).abs().max())}
-    return figures
 
 
 def excerpt(result: StreamResult, clock, seconds: float) -> tuple:
@@ -255,18 +125,19 @@ def main(argv: list[str] | None = None) -> Path:
             checkpoint = load_checkpoint(train_one(cell, args.out, args.data, data_args + extra, overrides, name))
             spotters.append(name)
             streams = stream_files(args.out / name)
-            if results.get(name, {}).get("streams") != str(streams["test"]["keywords"].parent):
-                tuned = tune(checkpoint, streams["validation"])
+            if not figures_hold(results.get(name), checkpoint.path, streams):
+                tuned = tune(checkpoint, streams["validation"], TARGET["false_alarms_per_hour"])
                 store_operating_point(checkpoint.path, tuned["detector"])  # `speechrnn stream` uses it by default
                 fit = json.loads((args.out / name / "results.json").read_text())
                 results[name] = {**tuned, "detector": tuned["detector"].to_json(),
                                  "test": evaluate(checkpoint, tuned["detector"], streams["test"])[0],
-                                 "checkpoint": str(checkpoint.path), "streams": str(streams["test"]["keywords"].parent),
+                                 "checkpoint": str(checkpoint.path), "checkpoint_sha256": file_digest(checkpoint.path),
+                                 "streams": str(streams["test"]["keywords"].parent),
                                  "window_accuracy": fit["test"]["accuracy"], "epochs": fit["epochs"],
                                  "fit_s": fit["train_seconds"], "wall_s": time.perf_counter() - started_fit}
                 write_json(summary, {"target": TARGET, "cells": results})
             print(f"{name}: {json.dumps(results[name]['test'])}", flush=True)
-    text = table({name: results[name] for name in spotters})
+    text = spotter_table({name: results[name] for name in spotters})
     (args.out / "table.md").write_text(text + "\n")
     plot_operating_curves({name: results[name]["test"]["curve"] for name in spotters}, args.out / "curves.png",
                           target=(TARGET["false_alarms_per_hour"], TARGET["detection_rate"]))
@@ -274,7 +145,7 @@ def main(argv: list[str] | None = None) -> Path:
     checkpoint = load_checkpoint(results[best]["checkpoint"])
     detector = OperatingPoint(**results[best]["detector"])
     test_streams = stream_files(args.out / best)["test"]
-    spotted, _ = run_stream(checkpoint, test_streams["keywords"], detector)
+    spotted, _ = run_file(checkpoint, test_streams["keywords"], detector)
     envelope, posteriors, detections = excerpt(spotted, checkpoint.features, FIGURE_S)
     truth = [w for w in keywords_of(test_streams["keywords"]) if w["end_s"] < FIGURE_S]
     plot_stream(envelope, posteriors, checkpoint.labels, checkpoint.features.frame_s, detections,
@@ -284,6 +155,13 @@ def main(argv: list[str] | None = None) -> Path:
     print(f"\n{text}\n\nexport ({best}): {json.dumps(export)}")
     print(f"streaming pipeline finished in {time.perf_counter() - started:.0f} s; results in {args.out}/")
     return args.out
+
+
+def figures_hold(recorded: dict | None, checkpoint: Path, streams: dict[str, dict[str, Path]]) -> bool:
+    """Whether ``recorded`` figures were measured on these test streams for the checkpoint as it is now
+    (its bytes, tuned point included): a retrained or retuned spotter is tuned and scored again."""
+    return (recorded is not None and recorded.get("streams") == str(streams["test"]["keywords"].parent)
+            and recorded.get("checkpoint_sha256") == file_digest(checkpoint))
 
 
 def mining_args(out: Path, previous: str, round_: int, point: OperatingPoint) -> list[str]:

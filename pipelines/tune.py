@@ -33,9 +33,9 @@ from tqdm import tqdm
 from pipelines.configs import CONFIGS, recipe_args, trainer_args
 from pipelines.fit_settings import check_reusable, fit_recorded, fit_settings
 from speechrnn.cli import exit_on_user_error
-from speechrnn.commands.compare import percent
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write, write_json
+from speechrnn.reports import percent
 from speechrnn.stats import t_interval
 from speechrnn.training import tracking
 from speechrnn.training.learning_curve import LearningCurve

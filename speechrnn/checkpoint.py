@@ -6,7 +6,7 @@ A checkpoint describes itself: ``hyper_parameters`` hold the model's arguments (
 description (:class:`~speechrnn.data.pipeline.DataPipeline`: its class and arguments, the feature
 settings, the clip padding; a wrapped module nested inside), the state dict the normalisation
 statistics (``normaliser.mean``, ``normaliser.std``) beside the weights, so the model takes raw
-MFCCs; and, once ``make streaming`` has tuned it, the detector's operating point
+MFCCs; and, once ``speechrnn tune`` (or ``make streaming``) has tuned it, the detector's operating point
 (``speechrnn_operating_point``). It is read with ``torch.load(weights_only=True)``: tensors and
 plain values, never code.
 """
@@ -24,7 +24,7 @@ from speechrnn.data.pipeline import DataPipeline
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write
 from speechrnn.models.classifier import SpeechClassifier
-from speechrnn.streaming.detect import OperatingPoint
+from speechrnn.operating_point import OperatingPoint
 
 FIX = "pass a .ckpt file that `speechrnn fit` wrote (<run_dir>/checkpoints/best.ckpt)"
 OPERATING_POINT_KEY = "speechrnn_operating_point"  # the tuned detector settings, once tuned
@@ -104,7 +104,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         point = None if point is None else OperatingPoint(**point)
     except (TypeError, SpeechRNNError) as err:
         raise SpeechRNNError(f"{path} holds a malformed operating point ({err}); tune it again "
-                             "(make streaming) or remove it") from err
+                             "(speechrnn tune) or remove it") from err
     return Checkpoint(path, model_args, pipeline, raw["state_dict"], point)
 
 

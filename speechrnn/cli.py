@@ -163,6 +163,7 @@ TOOLS = {
     "gradients": "speechrnn.commands.gradients",
     "stream": "speechrnn.commands.stream",
     "export": "speechrnn.commands.export",
+    "tune": "speechrnn.commands.tune",
 }
 
 

@@ -1,4 +1,5 @@
-"""Scoring a checkpoint: accuracy overall, macro and per length bucket (``speechrnn evaluate``).
+"""Scoring a checkpoint: accuracy overall, macro and per length bucket (``speechrnn evaluate``), and
+the posteriors behind it (:func:`posteriors`, which ensembles average).
 
 The data module is rebuilt from the checkpoint (or from ``--dataset``) with the checkpoint's
 feature settings, and scored by ``Trainer.test`` with the model's own ``test_step``: the batches
@@ -15,11 +16,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from speechrnn.checkpoint import Checkpoint
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.pipeline import build_data_module, data_config
 from speechrnn.errors import SpeechRNNError
+from speechrnn.tta import TTASettings, variant_posteriors
 
 DATA_CONFIGS = "data"  # the dataset configs, within the package's configs (importlib.resources)
 
@@ -65,6 +68,25 @@ def build_datamodule(ckpt: Checkpoint, dataset: str | None = None, data_root: st
         raise SpeechRNNError(f"{datamodule.name} numbers its labels {datamodule.labels}, checkpoint {ckpt.path} "
                              f"{ckpt.labels}; evaluate a checkpoint trained on this data")
     return datamodule
+
+
+@torch.no_grad()
+def posteriors(ckpt: Checkpoint, datamodule: SpeechDataModule, tta: TTASettings | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, list[str]]:
+    """The checkpoint's answers on the test split of ``datamodule`` (:func:`build_datamodule`, prepared
+    here): ``(posteriors (N, C), posteriors of each test-time variant (V, N, C) or None without
+    ``tta``, targets (N,), utterance keys)``, in the test loader's order."""
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    model = ckpt.model().eval()
+    probs, variants, targets = [], [], []
+    for batch in datamodule.test_dataloader():
+        probs.append(model(batch.feats, batch.lengths).softmax(-1))
+        if tta is not None:
+            variants.append(variant_posteriors(model, batch, tta, ckpt.features))
+        targets.append(batch.targets)
+    return (torch.cat(probs), torch.cat(variants, 1) if variants else None, torch.cat(targets),
+            list(datamodule.splits["test"].keys))
 
 
 def trainer_device(device: str) -> dict:

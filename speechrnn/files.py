@@ -7,6 +7,7 @@ accuracy, so every non-finite float is written as ``null`` instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -73,3 +74,12 @@ def write_json(path: str | Path, value, indent: int | None = 1) -> Path:
     with atomic_write(path) as tmp:
         tmp.write_text(text + "\n")
     return Path(path)
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes: its identity, so a figure computed from it is reused only for it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

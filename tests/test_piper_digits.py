@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipelines import piper_digits
+from speechrnn.corpora import piper as piper_digits
 from speechrnn.corpora.fsdd import SPEECH_MARGIN_S
 from speechrnn.errors import SpeechRNNError
 
@@ -33,7 +33,8 @@ def tone_voice():
 def test_clips_lie_by_digit_cut_to_their_speech_and_a_margin(tmp_path):
     assert piper_digits.write_digits(tmp_path, per_digit=2, seed=0, voice=tone_voice) == 20
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    assert files == sorted([str(d) for d in range(10)] + [f"{d}/{n:04d}.wav" for d in range(10) for n in range(2)])
+    clips = [f"{d}/{n:04d}.wav" for d in range(10) for n in range(2)]
+    assert files == sorted([str(d) for d in range(10)] + clips + [piper_digits.MANIFEST])
     for path in tmp_path.rglob("*.wav"):
         audio, rate = sf.read(path)
         # the tone lasts 0.16-0.26 s at length_scale 0.8-1.3 and a shift of 0.9-1.1; the 0.6 s of silence is gone
@@ -64,3 +65,13 @@ def test_without_the_piper_extra_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "piper", None)  # import piper raises ImportError
     with pytest.raises(SpeechRNNError, match=r"pip install -e '\.\[piper\]'"):
         piper_digits.piper_voice()
+
+
+def test_clips_of_another_seed_or_voice_are_never_kept(tmp_path):
+    assert piper_digits.write_digits(tmp_path, per_digit=1, seed=0, voice=tone_voice) == 10
+    for other in ({"seed": 1}, {"seed": 0, "voice_name": "another-voice"}):
+        with pytest.raises(SpeechRNNError, match="holds clips made with .*'seed': 0"):
+            piper_digits.write_digits(tmp_path, per_digit=1, voice=tone_voice, **({"seed": 0} | other))
+    (tmp_path / piper_digits.MANIFEST).unlink()  # clips of an unknown seed
+    with pytest.raises(SpeechRNNError, match="without a record"):
+        piper_digits.write_digits(tmp_path, per_digit=1, seed=0, voice=tone_voice)

@@ -132,3 +132,14 @@ def write_digits(root: Path, per_digit: int = 7) -> None:
                 t = np.arange(int(rng.uniform(0.1, 0.3) * SAMPLE_RATE)) / SAMPLE_RATE
                 wave = 0.4 * np.sin(2 * np.pi * 400 * (digit + 1) * (1 + 0.05 * s) * t)
                 sf.write(folder / f"{digit}_{speaker}_{index}.wav", wave.astype(np.float32), SAMPLE_RATE)
+
+
+def tone_stream_config(root: Path) -> dict:
+    """A spotter's data config: tones 0-2 as keywords among tones 3-4 as fillers (corpora under ``root``),
+    a 20 s keyword-free stream per split."""
+    return {"data": {"class_path": "speechrnn.corpora.streams.StreamDataModule", "init_args": {
+        "keywords": {"class_path": "tones.ToneDataModule", "init_args": {
+            "data_root": str(root / "keywords"), "cache_dir": str(root / "cache")}},
+        "fillers": {"class_path": "tones.ToneDataModule", "init_args": {
+            "num_classes": 5, "data_root": str(root / "fillers")}},
+        "filler_words": ["3", "4"], "window_s": [0.5, 1.0], "keyword_free_s": 20.0, "batch_size": 8}}}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.plots import plot_accuracy_by_length
+from speechrnn.reports import percent, scored
 
 PLOT_NAME = "compare.png"
 
@@ -41,11 +41,6 @@ def read_results(path: Path) -> tuple[str, dict]:
                              "of `speechrnn fit` or the --json of `speechrnn evaluate`") from err
     name = file.parent.name if file.name == "results.json" else file.stem
     return name, results
-
-
-def scored(results: dict) -> dict:
-    """The split a results file scored: ``test`` after fit, ``split`` in an evaluate report."""
-    return results[results.get("split", "test")]
 
 
 def unique_names(named: list[tuple[str, dict]]) -> dict[str, dict]:
@@ -77,28 +72,6 @@ def format_table(runs: dict[str, dict]) -> str:
             cells.append("" if row is None else f"{percent(row[2])} ({row[1]})")
         lines.append(f"{'len ' + bucket:<16}" + "".join(f"{cell:>{width + 2}}" for cell in cells))
     return "\n".join(lines)
-
-
-def markdown_table(runs: dict[str, dict]) -> str:
-    """Markdown, one row per run: test accuracy, accuracy per length bucket, parameters, train time.
-
-    ``runs`` maps a name to a ``results.json`` of ``speechrnn fit``, all with the same buckets.
-    """
-    first = scored(next(iter(runs.values())))
-    head = ["run", "test acc", *[f"len {name} (n={count})" for name, count, _ in first["buckets"]],
-            "params", "train s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, result in runs.items():
-        test = scored(result)
-        seconds = result.get("train_seconds")
-        cells = [name, percent(test["accuracy"]), *[percent(acc) for _, _, acc in test["buckets"]],
-                 f"{result.get('parameters', 0):,}", "-" if seconds is None else f"{seconds:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
 def main(argv: list[str]) -> None:

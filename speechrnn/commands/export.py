@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
+from speechrnn.data.frontend import check_streamable
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import check_writable
 from speechrnn.streaming.export import export_onnx, export_torchscript, quantize_onnx
-from speechrnn.streaming.frontend import check_streamable
 
 FORMATS = ("onnx", "torchscript")
 
@@ -28,7 +28,7 @@ def export_checkpoint(ckpt: Checkpoint, fmt: str, out: Path) -> Path:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="speechrnn export", description=__doc__.splitlines()[0],
-                                     epilog="The MFCC front end stays in Python (speechrnn.streaming.frontend.FrameStream).")
+                                     epilog="The MFCC front end stays in Python (speechrnn.data.frontend.FrameStream).")
     parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit` (pooling: last)")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--out", type=Path, required=True, help="the file to write (.onnx or .pt)")
@@ -44,6 +44,6 @@ def main(argv: list[str]) -> None:
     check_writable(args.out, "--out")
     ckpt = load_checkpoint(args.checkpoint)
     path = export_checkpoint(ckpt, args.format, args.out)
-    print(f"wrote {path} (front end not included: run speechrnn.streaming.frontend.FrameStream before it)")
+    print(f"wrote {path} (front end not included: run speechrnn.data.frontend.FrameStream before it)")
     if args.quantize:
         print(f"wrote {quantize_onnx(path, path.with_suffix('.int8.onnx'))}")

@@ -3,7 +3,7 @@
 The file is read, featurised and classified chunk by chunk with the model's state carried along
 (:mod:`speechrnn.streaming.runner`), so an hour costs the memory of a chunk; each detection is printed
 as it ends: ``{"label", "start_s", "end_s", "score", "fired_s"}``. The detector's operating point
-is the one ``make streaming`` tuned and stored in the checkpoint, else the defaults (it says
+is the one ``speechrnn tune`` (or ``make streaming``) stored in the checkpoint, else the defaults (it says
 which); ``--threshold``, ``--smooth-s`` and ``--refractory-s`` override it. ``--posteriors``
 writes what the detector saw, one JSON line per frame. ``--mic`` listens live (needs the
 optional ``sounddevice`` package: ``pip install 'speechrnn[live]'``).
@@ -15,39 +15,19 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
-from speechrnn.data.chunks import read_chunks
+from speechrnn.data.chunks import microphone_chunks, read_chunks
+from speechrnn.data.corpus import BACKGROUND
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write, check_writable
-from speechrnn.streaming.detect import BACKGROUND, Detector, OperatingPoint
-from speechrnn.streaming.runner import PosteriorWriter, Streamer, spot
-
-
-def microphone_chunks(sample_rate: int, chunk_s: float, seconds: float | None) -> Iterator[torch.Tensor]:
-    """Live mono chunks from the default input device, until ``seconds`` pass or Ctrl+C."""
-    try:
-        import sounddevice
-    except ImportError as err:
-        raise SpeechRNNError("--mic needs the optional package sounddevice: pip install 'speechrnn[live]' "
-                             "(or pass an audio file instead)") from err
-    block = round(chunk_s * sample_rate)
-    total = None if seconds is None else round(seconds * sample_rate)
-    read = 0
-    with sounddevice.InputStream(samplerate=sample_rate, channels=1, dtype="float32", blocksize=block) as mic:
-        try:
-            while total is None or read < total:
-                samples, _ = mic.read(block)  # (block, 1); blocks until the audio arrived
-                read += len(samples)
-                yield torch.from_numpy(samples[:, 0].copy())
-        except KeyboardInterrupt:
-            return
+from speechrnn.operating_point import OperatingPoint
+from speechrnn.streaming.detect import Detector
+from speechrnn.streaming.runner import CHUNK_S, PosteriorWriter, Streamer, spot
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -63,7 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=f"moving-average window, seconds (default: tuned, else {defaults.smooth_s})")
     parser.add_argument("--refractory-s", type=float,
                         help=f"dead time after a detection (default: tuned, else {defaults.refractory_s})")
-    parser.add_argument("--chunk-s", type=float, default=0.1, help="audio per chunk, seconds")
+    parser.add_argument("--chunk-s", type=float, default=CHUNK_S, help="audio per chunk, seconds")
     parser.add_argument("--background", nargs="*", default=[BACKGROUND],
                         help="classes that are never reported (the model's non-keyword class)")
     parser.add_argument("--plot", type=Path, help="draw waveform, posteriors and detections to this PNG")
@@ -79,7 +59,7 @@ def operating_point(ckpt: Checkpoint, args: argparse.Namespace, note: Callable[[
     point = ckpt.operating_point
     if point is None:
         point = OperatingPoint()
-        note(f"{ckpt.path} holds no tuned operating point (make streaming tunes one); using the defaults "
+        note(f"{ckpt.path} holds no tuned operating point (`speechrnn tune` stores one); using the defaults "
              f"threshold {point.threshold}, smoothing {point.smooth_s} s, refractory {point.refractory_s} s")
     return replace(point, **given_point_flags(args))
 

@@ -50,13 +50,14 @@ import soundfile as sf
 import torch
 
 from speechrnn.corpora.speech_commands import CORE_WORDS
-from speechrnn.corpora.tapes import Composer, featurise, read_timeline, write_timeline
+from speechrnn.corpora.tapes import Composer
 from speechrnn.data.cache import SplitFeatures, cache_key
-from speechrnn.data.corpus import SPLITS, Utterance
+from speechrnn.data.corpus import BACKGROUND, SPLITS, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.features import FeatureSettings
+from speechrnn.data.frontend import featurise
+from speechrnn.data.timeline import read_timeline, write_timeline
 from speechrnn.errors import SpeechRNNError
-from speechrnn.streaming.detect import BACKGROUND
 
 STREAM_FORMAT = 6  # words cut to their utterance's start_s and duration_s (eSpeak digits)
 SCORED_SPLITS = ("validation", "test")  # the splits written as audio for scoring a spotter
@@ -197,10 +198,10 @@ class StreamDataModule(SpeechDataModule):
             rng = np.random.default_rng([self.seed, index])
             composer = Composer(self.features.sample_rate, in_split(fillers, split), in_split(unknowns, split), rng)
             wave, events = composer.keyword_tape(in_split(keywords, split))
-            np.save(staging / f"{split}.tape.npy", featurise(wave, self.features).numpy())
+            np.save(staging / f"{split}.tape.npy", featurise(wave, self.features, "this stream corpus").numpy())
             write_timeline(staging / f"{split}.json", events, len(wave), self.features.sample_rate)
             free, free_events = composer.keyword_free_tape(self.keyword_free_s)
-            np.save(staging / f"{split}-keyword-free.tape.npy", featurise(free, self.features).numpy())
+            np.save(staging / f"{split}-keyword-free.tape.npy", featurise(free, self.features, "this stream corpus").numpy())
             write_timeline(staging / f"{split}-keyword-free.json", free_events, len(free), self.features.sample_rate)
             if split in SCORED_SPLITS:
                 sf.write(staging / f"{split}.wav", wave, self.features.sample_rate, subtype="PCM_16")

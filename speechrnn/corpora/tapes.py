@@ -3,23 +3,17 @@
 :class:`Composer` lays every keyword (or, for a keyword-free tape, unknown and filler words) after
 a gap of one to three items drawn from silence, noise bursts and filler words, each over a faint
 noise floor (see :mod:`speechrnn.corpora.streams`, which cuts training windows from the tapes and
-writes the scored ones); :func:`featurise` computes its frames as the streaming front end does;
-a timeline JSON (``{"sample_rate", "duration_s", "events"}``) says where each item lies.
+writes the scored ones and computes their frames with :func:`speechrnn.data.frontend.featurise`);
+its timeline (:mod:`speechrnn.data.timeline`) says where each item lies.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
-import torch
 
 from speechrnn.data.audio import read_audio
 from speechrnn.data.corpus import Utterance
-from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
-from speechrnn.streaming.frontend import FrameStream
 
 GAP_ITEMS = (1, 3)  # items between two keywords
 GAP_SHARES = (0.35, 0.2, 0.45)  # of silences, noise bursts and filler words among them
@@ -29,7 +23,6 @@ NOISE_DBFS = (-45.0, -20.0)  # RMS of noise bursts
 FLOOR_DBFS = (-65.0, -40.0)  # RMS of the noise floor under every item
 SPACING_S = (0.15, 0.4)  # quiet between any two items
 PEAK = (0.2, 0.9)  # peak amplitude of a word
-FEATURE_CHUNK_S = 10.0  # audio per front-end call when featurising a tape
 
 
 class Composer:
@@ -110,26 +103,3 @@ class Composer:
             events.append({"kind": kind, "label": label, "source": source, "speaker": speaker,
                            "start_s": start / self.sample_rate, "end_s": at / self.sample_rate})
         return np.clip(np.concatenate(pieces), -1.0, 1.0), events
-
-
-def featurise(wave: np.ndarray, settings: FeatureSettings) -> torch.Tensor:
-    """MFCC frames ``(T, F)`` of a long signal, computed as the streaming front end computes them."""
-    stream = FrameStream(settings, "this stream corpus")
-    step = round(FEATURE_CHUNK_S * settings.sample_rate)
-    with torch.inference_mode():
-        frames = [stream.push(torch.from_numpy(wave[i : i + step])) for i in range(0, len(wave), step)]
-        return torch.cat([*frames, stream.finish()])
-
-
-def write_timeline(path: Path, events: list[dict], samples: int, sample_rate: int) -> None:
-    rounded = [e | {"start_s": round(e["start_s"], 4), "end_s": round(e["end_s"], 4)} for e in events]
-    path.write_text(json.dumps({"sample_rate": sample_rate, "duration_s": samples / sample_rate,
-                                "events": rounded}, indent=0))
-
-
-def read_timeline(path: Path) -> dict:
-    """``{"sample_rate", "duration_s", "events"}`` of a stream (the .json beside its WAV)."""
-    path = Path(path).with_suffix(".json")
-    if not path.is_file():
-        raise SpeechRNNError(f"no timeline {path}; streams are written by StreamDataModule.prepare_data()")
-    return json.loads(path.read_text())

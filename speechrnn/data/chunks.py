@@ -1,4 +1,5 @@
-"""Audio as a stream: a file read block by block, mixed to mono and resampled on the fly.
+"""Audio as a stream: a file read block by block, mixed to mono and resampled on the fly, or the
+microphone's blocks as they arrive.
 
 Memory stays bounded whatever the file's length (an hour of audio is read a second at a time),
 and the samples are those :func:`~speechrnn.data.audio.read_audio` gives for the whole file.
@@ -71,3 +72,23 @@ def read_chunks(path: str | Path, sample_rate: int, chunk_s: float = 0.1,
             yield torch.from_numpy(mono if resampler is None else resampler.resample_chunk(mono, last=False))
         if resampler is not None:
             yield torch.from_numpy(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+
+
+def microphone_chunks(sample_rate: int, chunk_s: float, seconds: float | None) -> Iterator[torch.Tensor]:
+    """Live mono chunks from the default input device, until ``seconds`` pass or Ctrl+C."""
+    try:
+        import sounddevice
+    except ImportError as err:
+        raise SpeechRNNError("listening to the microphone (--mic) needs the optional package sounddevice: "
+                             "pip install 'speechrnn[live]' (or pass an audio file instead)") from err
+    block = round(chunk_s * sample_rate)
+    total = None if seconds is None else round(seconds * sample_rate)
+    read = 0
+    with sounddevice.InputStream(samplerate=sample_rate, channels=1, dtype="float32", blocksize=block) as mic:
+        try:
+            while total is None or read < total:
+                samples, _ = mic.read(block)  # (block, 1); blocks until the audio arrived
+                read += len(samples)
+                yield torch.from_numpy(samples[:, 0].copy())
+        except KeyboardInterrupt:
+            return

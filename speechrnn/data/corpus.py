@@ -8,6 +8,7 @@ from pathlib import Path
 
 SPLITS = ("train", "validation", "test")
 SILENCE = "sil"  # the label of frames or clips without speech, in every corpus
+BACKGROUND = "background"  # a spotter's class of everything that is not a keyword: fillers, noise, silence
 
 # A phone segment: (start_s, end_s, phone label).
 PhoneSegment = tuple[float, float, str]

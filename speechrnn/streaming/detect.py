@@ -9,38 +9,15 @@ the score to rise across the threshold after that (a long bump does not fire twi
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
 
+from speechrnn.data.corpus import BACKGROUND
 from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
-
-BACKGROUND = "background"  # the class of everything that is not a keyword: fillers, noise, silence
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """The detector's settings; ``make streaming`` tunes them and stores them in the checkpoint."""
-
-    threshold: float = 0.5  # smoothed posterior at which a detection starts
-    smooth_s: float = 0.1  # the causal moving-average window
-    refractory_s: float = 0.3  # dead time after each detection
-
-    def __post_init__(self) -> None:
-        """Refuse values that would hang, never fire or always fire, naming the flag."""
-        if not (math.isfinite(self.threshold) and 0.0 < self.threshold <= 1.0):
-            raise SpeechRNNError(f"--threshold must lie in (0, 1], got {self.threshold}")
-        for name in ("smooth_s", "refractory_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise SpeechRNNError(f"--{name.replace('_', '-')} must be a finite number of seconds >= 0, "
-                                     f"got {value}")
-
-    def to_json(self) -> dict:
-        return asdict(self)
+from speechrnn.operating_point import DEFAULT_POINT, OperatingPoint
 
 
 @dataclass(frozen=True)
@@ -72,7 +49,7 @@ class Detector:
         point: threshold, smoothing and refractory time.
     """
 
-    def __init__(self, labels: list[str], clock: FeatureSettings, point: OperatingPoint = OperatingPoint(),
+    def __init__(self, labels: list[str], clock: FeatureSettings, point: OperatingPoint = DEFAULT_POINT,
                  background: tuple[str, ...] = (BACKGROUND,)) -> None:
         self.keyword_ids = torch.tensor([i for i, label in enumerate(labels) if label not in background])
         if len(self.keyword_ids) == 0:
@@ -141,7 +118,7 @@ class Detector:
 
 
 def detect(posteriors: Tensor, labels: list[str], clock: FeatureSettings,
-           point: OperatingPoint = OperatingPoint()) -> list[Detection]:
+           point: OperatingPoint = DEFAULT_POINT) -> list[Detection]:
     """Every detection in a whole stream's posteriors ``(T, C)``, as :class:`Detector` finds them."""
     detector = Detector(labels, clock, point)
     return detector.push(posteriors) + detector.finish()

@@ -6,7 +6,7 @@ The exported graph is the model's own
 next state ``next_state_0 ..`` out. ``T`` and ``B`` are free, so one chunk may hold any number
 of frames (a call's cost grows with the square of T for minGRU, minLSTM and causal
 normalisation: feed chunks of up to a second). Normalisation is inside; the MFCC front end is
-not: run :class:`~speechrnn.streaming.frontend.FrameStream` (Python) with the feature settings stored with
+not: run :class:`~speechrnn.data.frontend.FrameStream` (Python) with the feature settings stored with
 the graph (ONNX metadata ``speechrnn``; TorchScript extra file ``speechrnn.json``), or any front
 end that reproduces them. The same description holds the labels, the state's layout and start
 values, and the detector's operating point. ``--quantize`` also writes an ONNX copy with int8
@@ -28,7 +28,7 @@ from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write
 from speechrnn.models.streaming_step import StreamingStep
-from speechrnn.streaming.detect import OperatingPoint
+from speechrnn.operating_point import OperatingPoint
 
 METADATA_KEY = "speechrnn"  # ONNX metadata key; the TorchScript extra file is METADATA_KEY + ".json"
 OPSET = 17

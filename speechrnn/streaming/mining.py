@@ -13,7 +13,8 @@ import torch
 
 from speechrnn.data.features import FeatureSettings
 from speechrnn.files import write_json
-from speechrnn.streaming.detect import Detection, OperatingPoint, detect
+from speechrnn.operating_point import OperatingPoint
+from speechrnn.streaming.detect import Detection, detect
 from speechrnn.streaming.runner import run_step
 
 MINE_EVERY_S = 0.1  # one window per this much of a detection: a long false alarm gives a few

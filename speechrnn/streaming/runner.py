@@ -1,6 +1,6 @@
 """Running a model over a stream: audio chunks -> posteriors per frame -> detections.
 
-:class:`Streamer` joins the front end (:class:`~speechrnn.streaming.frontend.FrameStream`) and
+:class:`Streamer` joins the front end (:class:`~speechrnn.data.frontend.FrameStream`) and
 the model's own :meth:`~speechrnn.models.classifier.SpeechClassifier.streaming_step`, with the
 state kept between calls: with ``pooling: last``, the posteriors at frame t are the offline
 model's answer for the audio up to t. :func:`spot` runs chunks through it and a detector.
@@ -9,19 +9,25 @@ model's answer for the audio up to t. :func:`spot` runs chunks through it and a 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import torch
 from torch import Tensor
 
+from speechrnn.data.chunks import read_chunks
 from speechrnn.data.features import FeatureSettings
+from speechrnn.data.frontend import FrameStream
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.recurrence import MAX_CHUNK_FRAMES
+from speechrnn.operating_point import OperatingPoint
 from speechrnn.streaming.detect import Detection, Detector
-from speechrnn.streaming.frontend import FrameStream
+
+CHUNK_S = 0.1  # audio per chunk: a 100 ms reaction budget
 
 
 class Streamer:
@@ -117,6 +123,18 @@ def spot(streamer: Streamer, detector: Detector, chunks: Iterable[torch.Tensor],
     probs = torch.cat(posteriors) if posteriors else torch.zeros(0, len(streamer.labels))
     envelope = frame_envelope(torch.cat(samples), settings.hop_length) if samples else torch.zeros(0, 2)
     return StreamResult(probs, envelope, detections, received / settings.sample_rate)
+
+
+def run_file(checkpoint, path: Path, point: OperatingPoint, keep: bool = True,
+             chunk_s: float = CHUNK_S) -> tuple[StreamResult, float]:
+    """A whole stream file through a checkpoint's spotter at ``point``, chunk by chunk, and the CPU
+    seconds it took (file reading, front end, model and detector)."""
+    streamer = Streamer.from_checkpoint(checkpoint)
+    detector = Detector(streamer.labels, checkpoint.features, point)
+    started = time.process_time()
+    chunks = read_chunks(path, checkpoint.features.sample_rate, chunk_s)
+    result = spot(streamer, detector, chunks, keep=keep, source=str(path))
+    return result, time.process_time() - started
 
 
 class PosteriorWriter:

@@ -1,18 +1,28 @@
-"""A spotter's operating curve: detection rate against false alarms per hour over a grid of detector settings.
+"""A spotter's operating curve (detection rate against false alarms per hour over a grid of detector
+settings), and the operating point tuned on it.
 
 Both the validation-time metric (detection at 1 false alarm per hour, the checkpoint monitor of
-the spotter recipe) and the tuning of the shipped operating point read this one curve, so the
-point a model was selected for is the point it is tuned for.
+the spotter recipe) and the tuning of the shipped operating point (:func:`tune`, which ``speechrnn
+tune`` and ``make streaming`` call) read this one curve, so the point a model was selected for is
+the point it is tuned for.
+
+A spotter is tuned on a pair of streams, ``{"keywords": WAV, "keyword_free": WAV}``: the first with
+its timeline beside it (:mod:`speechrnn.data.timeline`), the second holding no keyword.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import Tensor
 
 from speechrnn.data.features import FeatureSettings
-from speechrnn.streaming.detect import OperatingPoint, detect, score
+from speechrnn.data.timeline import keywords_of
+from speechrnn.errors import SpeechRNNError
+from speechrnn.operating_point import DEFAULT_POINT, OperatingPoint
+from speechrnn.streaming.detect import detect, score
+from speechrnn.streaming.runner import StreamResult, run_file
 
 TOLERANCE_S = 0.5  # a hit fires between the keyword's start and this long after its end
 # fine steps near 1, where a spotter tuned for no false alarm ends up
@@ -20,6 +30,7 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0
               0.998, 0.999)
 SMOOTHING_S = (0.04, 0.1, 0.2)
 REFRACTORY_S = 0.3
+TARGET_FALSE_ALARMS_PER_HOUR = 1.0  # the spotter recipe's target
 
 
 @dataclass(frozen=True)
@@ -69,3 +80,37 @@ def best_within(curve: list[CurvePoint], false_alarms_per_hour: float) -> CurveP
         within = c.false_alarms_per_hour <= false_alarms_per_hour
         return (within, c.detection_rate if within else -c.false_alarms, c.detection_rate, c.point.threshold)
     return max(curve, key=key)
+
+
+def known_keywords(path: Path, labels: list[str]) -> list[dict]:
+    """The keywords of the stream at ``path`` (its timeline), refused unless some exist and the model
+    knows each label (``labels``)."""
+    keywords = keywords_of(path)
+    if not keywords:
+        raise SpeechRNNError(f"the timeline of {path} holds no keyword event: nothing to detect; give a stream "
+                             "that holds keywords")
+    unknown = sorted({k["label"] for k in keywords} - set(labels))
+    if unknown:
+        raise SpeechRNNError(f"the timeline of {path} names keywords {unknown} that the model does not know "
+                             f"(its labels: {labels}); give a stream of its keywords")
+    return keywords
+
+
+def stream_curve(checkpoint, spotted: StreamResult, free: StreamResult, keywords: list[dict]) -> list[CurvePoint]:
+    """The operating curve (:func:`sweep`) of a keyword run and a keyword-free run of ``checkpoint``."""
+    return sweep(spotted.posteriors, keywords, free.posteriors, checkpoint.labels, checkpoint.features)
+
+
+def tune(checkpoint, files: dict[str, Path], false_alarms_per_hour: float = TARGET_FALSE_ALARMS_PER_HOUR) -> dict:
+    """``{"detector": OperatingPoint, "validation": figures}``: the smoothing and threshold with the most
+    detections on ``files`` within ``false_alarms_per_hour`` (where none is within, the fewest false alarms).
+
+    False alarms are counted over both streams (the keyword stream's unmatched detections too).
+    """
+    keywords = known_keywords(files["keywords"], checkpoint.labels)
+    runs = [run_file(checkpoint, files[name], DEFAULT_POINT)[0] for name in ("keywords", "keyword_free")]
+    curve = stream_curve(checkpoint, *runs, keywords)
+    best = best_within(curve, false_alarms_per_hour)
+    return {"detector": best.point, "validation": {
+        "detection_rate": best.detection_rate, "false_alarms": best.false_alarms, "audio_s": round(3600 * best.hours, 1),
+        "det_at_1fa": detection_at(curve, 1.0)}}

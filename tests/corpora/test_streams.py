@@ -14,11 +14,11 @@ from speechrnn.corpora.streams import (
     POSITIVE_S,
     StreamDataModule,
 )
-from speechrnn.corpora.tapes import read_timeline
+from speechrnn.data.corpus import BACKGROUND
 from speechrnn.data.features import MFCC
 from speechrnn.data.pipeline import build_data_module, data_config
+from speechrnn.data.timeline import read_timeline
 from speechrnn.errors import SpeechRNNError
-from speechrnn.streaming.detect import BACKGROUND
 from tones import ToneDataModule, write_fsdd_recordings
 
 

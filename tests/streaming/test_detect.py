@@ -1,16 +1,11 @@
 import pytest
 import torch
 
+from speechrnn.data.corpus import BACKGROUND
 from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
-from speechrnn.streaming.detect import (
-    BACKGROUND,
-    Detection,
-    Detector,
-    OperatingPoint,
-    detect,
-    score,
-)
+from speechrnn.operating_point import OperatingPoint
+from speechrnn.streaming.detect import Detection, Detector, detect, score
 
 LABELS = ["yes", "no", BACKGROUND]
 CLOCK = FeatureSettings(sample_rate=8000, hop_ms=20)  # 20 ms frames; a 256-sample FFT reads 16 ms ahead

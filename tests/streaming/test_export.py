@@ -14,8 +14,9 @@ from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import main
 from speechrnn.commands.export import export_checkpoint
 from speechrnn.errors import SpeechRNNError
+from speechrnn.operating_point import OperatingPoint
 from speechrnn.plots import plot_stream
-from speechrnn.streaming.detect import Detector, OperatingPoint
+from speechrnn.streaming.detect import Detector
 from speechrnn.streaming.export import OnnxStep, export_onnx, export_torchscript
 from speechrnn.streaming.runner import Streamer, spot
 from tones import SAMPLE_RATE

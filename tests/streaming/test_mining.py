@@ -3,9 +3,11 @@ import pytest
 import torch
 
 from speechrnn.corpora.streams import StreamDataModule
+from speechrnn.data.corpus import BACKGROUND
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
-from speechrnn.streaming.detect import BACKGROUND, Detection, OperatingPoint
+from speechrnn.operating_point import OperatingPoint
+from speechrnn.streaming.detect import Detection
 from speechrnn.streaming.mining import MINE_EVERY_S, fired_windows, mine, write_mined
 from tones import ToneDataModule
 

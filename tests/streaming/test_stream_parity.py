@@ -13,8 +13,8 @@ import torch
 from test_streaming import model, speechlike, streamed
 
 from speechrnn.data.features import MFCC, FeatureSettings
+from speechrnn.data.frontend import FrameStream
 from speechrnn.streaming.export import OnnxStep, export_onnx, export_torchscript
-from speechrnn.streaming.frontend import FrameStream
 from speechrnn.streaming.runner import Streamer
 
 CELLS = ["rnn", "gru", "lstm", "mingru", "minlstm"]

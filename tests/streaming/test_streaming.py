@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from speechrnn.data.features import MFCC, FeatureSettings
+from speechrnn.data.frontend import FrameStream
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.classifier import SpeechClassifier
-from speechrnn.streaming.frontend import FrameStream
 from speechrnn.streaming.runner import Streamer
 
 SETTINGS = FeatureSettings(sample_rate=8000, n_mfcc=13, n_mels=23)

@@ -1,7 +1,7 @@
 import torch
 
+from speechrnn.data.corpus import BACKGROUND
 from speechrnn.data.features import FeatureSettings
-from speechrnn.streaming.detect import BACKGROUND
 from speechrnn.streaming.tuning import best_within, detection_at, sweep
 
 LABELS = ["yes", "no", BACKGROUND]

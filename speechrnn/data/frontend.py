@@ -7,6 +7,7 @@ deltas, the frames its deltas read) is complete; the last ones when the stream e
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -14,6 +15,7 @@ from speechrnn.data.features import DELTA_REACH, MFCC, FeatureSettings
 from speechrnn.errors import SpeechRNNError
 
 DELTA_DENOMINATOR = 10.0  # 2 * (1^2 + 2^2), ComputeDeltas' normaliser for a window of 5
+FEATURE_CHUNK_S = 10.0  # audio per front-end call when featurising a long signal
 
 
 def deltas_at(x: Tensor, base: int, start: int, stop: int, last: int) -> Tensor:
@@ -142,3 +144,12 @@ class FrameStream:
 
     def _out(self, ceps: Tensor, final: bool) -> Tensor:
         return ceps if self.deltas is None else self.deltas.push(ceps, final)
+
+
+def featurise(wave: np.ndarray, settings: FeatureSettings, source: str = "this stream") -> torch.Tensor:
+    """MFCC frames ``(T, F)`` of a long signal, computed as the streaming front end computes them."""
+    stream = FrameStream(settings, source)
+    step = round(FEATURE_CHUNK_S * settings.sample_rate)
+    with torch.inference_mode():
+        frames = [stream.push(torch.from_numpy(wave[i : i + step])) for i in range(0, len(wave), step)]
+        return torch.cat([*frames, stream.finish()])
