@@ -16,14 +16,11 @@ from pathlib import Path
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import check_writable
-from speechrnn.streaming.export import (
-    export_audio_onnx,
-    export_onnx,
-    export_torchscript,
-    quantize_onnx,
-)
+from speechrnn.streaming.detect import OperatingPoint
+from speechrnn.streaming.export import export_audio_onnx, export_onnx, export_torchscript
 from speechrnn.streaming.frontend import check_streamable
 from speechrnn.streaming.graph import AudioGraph
+from speechrnn.streaming.quantization import keywords_in, quantize_checked
 from speechrnn.streaming.web import build_site, check_site_folder, runtime_folder
 
 FORMATS = ("onnx", "web", "onnx-step", "torchscript")
@@ -50,14 +47,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "onnx-step, torchscript: MFCC frames in")
     parser.add_argument("--out", type=Path, required=True, help="the file to write (.onnx, .pt), or the page's folder")
     parser.add_argument("--quantize", action="store_true",
-                        help="onnx and onnx-step: also write <out>.int8.onnx with int8 weights")
+                        help="onnx: also write <out>.int8.onnx with int8 weights, if they hold on --streams")
+    parser.add_argument("--streams", nargs=2, type=Path, metavar=("KEYWORDS_WAV", "KEYWORD_FREE_WAV"),
+                        help="with --quantize: the test streams (each with its timeline .json) on which int8 must "
+                             "keep the detection rate within 0.5 point and the false alarms within their Poisson interval")
     return parser.parse_args(argv)
+
+
+def check_quantize_flags(args: argparse.Namespace) -> None:
+    if args.format != "onnx":
+        raise SpeechRNNError("--quantize is checked on the whole graph; use --format onnx")
+    if args.streams is None:
+        raise SpeechRNNError("--quantize needs --streams KEYWORDS_WAV KEYWORD_FREE_WAV: the test streams int8 "
+                             "weights must keep the spotter's figures on")
+    for stream in args.streams:
+        if not stream.is_file():
+            raise SpeechRNNError(f"--streams {stream} does not exist; give the stream corpus's test WAVs")
+        keywords_in(stream)
 
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    if args.quantize and args.format not in ("onnx", "onnx-step"):
-        raise SpeechRNNError("--quantize works on ONNX graphs; add --format onnx")
+    if args.quantize:
+        check_quantize_flags(args)
     if args.format == "web":
         check_site_folder(args.out)
         runtime_folder()
@@ -73,4 +85,7 @@ def main(argv: list[str]) -> None:
     else:
         print(f"wrote {path} (audio in at {ckpt.features.sample_rate} Hz, posteriors out)")
     if args.quantize:
-        print(f"wrote {quantize_onnx(path, path.with_suffix('.int8.onnx'))}")
+        point = ckpt.operating_point or OperatingPoint()
+        out = path.with_suffix(".int8.onnx")
+        print(quantize_checked(path, out, tuple(args.streams), point, f"checkpoint {ckpt.path}"))
+        print(f"wrote {out}")

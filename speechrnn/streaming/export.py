@@ -17,6 +17,7 @@ nothing behind and replaces nothing.
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -30,7 +31,7 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write
 from speechrnn.models.streaming_step import StreamingStep
 from speechrnn.streaming.detect import BACKGROUND, Detector, OperatingPoint
-from speechrnn.streaming.graph import AudioGraph
+from speechrnn.streaming.graph import FRONT_END_WEIGHTS, AudioGraph
 
 METADATA_KEY = "speechrnn"  # ONNX metadata key; the TorchScript extra file is METADATA_KEY + ".json"
 OPSET = 17
@@ -129,11 +130,23 @@ def export_torchscript(step: StreamingStep, settings: FeatureSettings, path: Pat
 
 
 def quantize_onnx(path: Path, out: Path) -> Path:
-    """An ONNX copy with int8 weights for MatMul/Gemm and recurrent ops (activations stay float)."""
+    """An ONNX copy with int8 weights for MatMul/Gemm and recurrent ops (activations stay float).
+
+    The audio graph's front end (DFT, mel and DCT matrices) stays float: int8 there would move
+    every feature, where the model's weights are what quantisation is for.
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with atomic_write(out) as tmp:
-        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+    front_end = {node.name for node in onnx.load(str(path)).graph.node if set(node.input) & set(FRONT_END_WEIGHTS)}
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime logs advice on static quantisation, which this is not
+    try:
+        with atomic_write(out) as tmp:
+            quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, nodes_to_exclude=sorted(front_end))
+    finally:
+        root.setLevel(level)
     return out
 
 

@@ -26,6 +26,7 @@ from speechrnn.models.streaming_step import StreamingStep
 from speechrnn.streaming.frontend import DELTA_DENOMINATOR
 
 DB_FLOOR = 1e-10  # AmplitudeToDB's amin: power below it reads as -100 dB
+FRONT_END_WEIGHTS = ("dft", "mel", "dct")  # the front end's matrices, by their names in an exported graph
 CEPSTRA_KEPT = 4 * DELTA_REACH  # frame t's deltas of deltas read cepstra t - 4 .. t + 4
 
 

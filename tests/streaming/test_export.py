@@ -223,7 +223,7 @@ def test_a_failed_export_leaves_nothing_and_replaces_nothing(checkpoint, tmp_pat
 
 
 def test_export_command_writes_a_step_that_onnxruntime_runs(checkpoint, tmp_path, capsys):
-    main(["export", str(checkpoint), "--format", "onnx-step", "--out", str(tmp_path / "kws.onnx"), "--quantize"])
+    main(["export", str(checkpoint), "--format", "onnx-step", "--out", str(tmp_path / "kws.onnx")])
     assert "MFCC frames in" in capsys.readouterr().out
     step = OnnxStep(tmp_path / "kws.onnx")
     ckpt = load_checkpoint(checkpoint)
@@ -231,9 +231,7 @@ def test_export_command_writes_a_step_that_onnxruntime_runs(checkpoint, tmp_path
     assert step.description["normalisation"]["mode"] == "causal" and step.description["operating_point"] is None
     wave = speechlike(3.0)
     exact = run_graph(step, step.features, wave, 800)
-    int8 = run_graph(OnnxStep(tmp_path / "kws.int8.onnx"), step.features, wave, 800)
     torch.testing.assert_close(exact, streamed(Streamer.from_checkpoint(ckpt), wave, 800), rtol=0, atol=1e-4)
-    assert exact.shape == int8.shape and (exact - int8).abs().max() < 0.2  # int8 weights: close, not equal
 
 
 def test_a_checkpoint_whose_features_need_the_whole_clip_is_refused_for_export(checkpoint, tmp_path):
