@@ -51,6 +51,8 @@ def test_the_page_finds_what_stream_finds_in_a_file(site, checkpoint, tmp_path, 
     with serve(site) as url, chromium(tmp_path / "profile") as browser:
         run = run_file(browser, url, tmp_path / "tones.wav")
         listed = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#detections li")]
+        fetched = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    assert fetched and all(name.startswith(url) for name in fetched)  # nothing from outside the served folder
     assert len(run["posteriors"]) == len(posteriors)
     assert max(abs(a - b) for ours, theirs in zip(run["posteriors"], posteriors) for a, b in zip(ours, theirs)) < 1e-3
     assert [d["label"] for d in run["detections"]] == [d["label"] for d in expected] == ["0", "1", "2"]
