@@ -1,17 +1,20 @@
-"""The model's streaming step as a file: ONNX or TorchScript, and the ONNX step in onnxruntime.
+"""The spotter as a file: the audio graph (ONNX), the model's step (ONNX or TorchScript), and both in onnxruntime.
 
-The exported graph is the model's own
+The audio graph (:class:`~speechrnn.streaming.graph.AudioGraph`, :func:`export_audio_onnx`)
+takes audio samples ``audio`` ``(S,)``, ``final`` and its state (named ``samples``,
+``received``, ``cepstra`` with deltas, ``step_0`` ..) and returns ``posteriors`` ``(T, C)`` and
+``next_<name>`` for each state tensor: all a runtime needs beside the description in the ONNX
+metadata ``speechrnn`` (labels, sample rate, hop, look-ahead, each state tensor's name, shape,
+dtype and start value, the operating point with its windows in frames).
+
+The step (:func:`export_onnx`, :func:`export_torchscript`) is the model's own
 :meth:`~speechrnn.models.classifier.SpeechClassifier.streaming_step`: raw MFCC frames ``feats``
 ``(B, T, F)`` and the state ``state_0 .. state_{n-1}`` in; ``posteriors`` ``(B, T, C)`` and the
-next state ``next_state_0 ..`` out. ``T`` and ``B`` are free, so one chunk may hold any number
-of frames (a call's cost grows with the square of T for minGRU, minLSTM and causal
-normalisation: feed chunks of up to a second). Normalisation is inside; the MFCC front end is
-not: run :class:`~speechrnn.streaming.frontend.FrameStream` (Python) with the feature settings stored with
-the graph (ONNX metadata ``speechrnn``; TorchScript extra file ``speechrnn.json``), or any front
-end that reproduces them. The same description holds the labels, the state's layout and start
-values, and the detector's operating point. ``--quantize`` also writes an ONNX copy with int8
-weights. Every file is written under a temporary name and renamed: a failed export leaves
-nothing behind and replaces nothing.
+next state ``next_state_0 ..`` out, behind :class:`~speechrnn.streaming.frontend.FrameStream`
+(Python) or any front end that reproduces the stored feature settings (TorchScript: the extra
+file ``speechrnn.json``). In both, a call's cost grows with the square of T for minGRU, minLSTM
+and causal normalisation: feed chunks of up to a second. Every file is written under a
+temporary name and renamed: a failed export leaves nothing behind and replaces nothing.
 """
 
 from __future__ import annotations
