@@ -11,6 +11,7 @@ at run time travels in it. The output path is checked before anything is loaded.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
@@ -70,6 +71,8 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.quantize:
         check_quantize_flags(args)
+    elif args.streams is not None:
+        raise SpeechRNNError("--streams checks int8 weights; add --quantize, or leave --streams out")
     if args.format == "web":
         check_site_folder(args.out)
         runtime_folder()
@@ -86,6 +89,9 @@ def main(argv: list[str]) -> None:
         print(f"wrote {path} (audio in at {ckpt.features.sample_rate} Hz, posteriors out)")
     if args.quantize:
         point = ckpt.operating_point or OperatingPoint()
+        if ckpt.operating_point is None:
+            print(f"speechrnn: {ckpt.path} holds no tuned operating point (make streaming tunes one); int8 is "
+                  f"checked at the defaults {point.to_json()}", file=sys.stderr)
         out = path.with_suffix(".int8.onnx")
         print(quantize_checked(path, out, tuple(args.streams), point, f"checkpoint {ckpt.path}"))
         print(f"wrote {out}")

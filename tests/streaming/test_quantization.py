@@ -30,8 +30,9 @@ def test_int8_weights_that_keep_the_figures_are_written_beside_the_graph(checkpo
     keywords, free = write_streams(tmp_path)
     main(["export", str(checkpoint), "--out", str(tmp_path / "kws.onnx"), "--quantize", "--streams", str(keywords),
           str(free)])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "int8 weights: detection 100.0% (3/3)" in out and "within 0.5 point" in out
+    assert "int8 is checked at the defaults" in err
     exact, int8 = (OnnxAudioGraph(tmp_path / name) for name in ("kws.onnx", "kws.int8.onnx"))
     wave, _ = sf.read(keywords, dtype="float32")
     assert np.abs(exact.stream([wave]) - int8.stream([wave])).max() < 0.2  # close, not equal
@@ -66,4 +67,6 @@ def test_quantize_needs_the_whole_graph_and_its_test_streams(checkpoint, tmp_pat
              (["--streams", keywords, free], "has no timeline")]
     for extra, message in cases:
         assert message in user_error(capsys, ["export", checkpoint, "--out", tmp_path / "kws.onnx", "--quantize", *extra])
+    assert "add --quantize" in user_error(capsys, ["export", checkpoint, "--out", tmp_path / "kws.onnx", "--streams",
+                                                   keywords, keywords])
     assert not (tmp_path / "kws.onnx").exists()
