@@ -11,19 +11,29 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from test_export import write_stream
+from test_streaming import model, speechlike
 
 from benchmarks.chromium import chromium, missing, run_file, serve, wait_for_state
 from speechrnn.cli import main
+from speechrnn.data.features import FeatureSettings
+from speechrnn.streaming.export import OnnxAudioGraph
+from speechrnn.streaming.graph import AudioGraph
+from speechrnn.streaming.web import build_site
 
 
-@pytest.fixture
-def site(request, tmp_path):
-    """The page for the tone spotter; skips (fails under CI=true) where Chromium or the runtime is absent."""
+def require_browser() -> None:
+    """Skip where Chromium or the page's runtime is absent, saying how to install it; under CI=true, fail."""
     reason = missing()
     if reason is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI runs the page's test: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture
+def site(request, tmp_path):
+    """The page for the tone spotter."""
+    require_browser()
     checkpoint = request.getfixturevalue("checkpoint")  # trained only where the test runs
     main(["export", str(checkpoint), "--format", "web", "--out", str(tmp_path / "site")])
     return tmp_path / "site"
@@ -77,3 +87,18 @@ def test_the_page_listens_to_a_microphone(site, tmp_path):
         run = browser.execute_script("return window.lastRun")
     assert run["audio_s"] > 2 and len(run["posteriors"]) > 200
     assert {d["label"] for d in run["detections"]} >= {"0", "1", "2"}  # each tone heard at least once
+
+
+def test_the_page_runs_a_two_layer_min_gru_with_deltas_and_causal_normalisation(tmp_path):
+    """The ops the tone GRU does not use (the closed-form scan, deltas, two layers) also run in the browser."""
+    require_browser()
+    settings = FeatureSettings(sample_rate=8000, n_mfcc=13, n_mels=23, deltas=True)
+    classifier = model("mingru", settings, hidden_size=8, num_layers=2, normalisation="causal")
+    site = build_site(AudioGraph(classifier.streaming_step().eval(), settings).eval(), tmp_path / "site")
+    wave = speechlike(2.0, seed=3).numpy()
+    sf.write(tmp_path / "wave.wav", wave, settings.sample_rate, subtype="FLOAT")
+    native = OnnxAudioGraph(site / "model.onnx").stream([wave[i : i + 800] for i in range(0, len(wave), 800)])
+    with serve(site) as url, chromium(tmp_path / "profile") as browser:
+        run = run_file(browser, url, tmp_path / "wave.wav")
+    assert len(run["posteriors"]) == len(native)
+    assert max(abs(a - b) for ours, theirs in zip(run["posteriors"], native) for a, b in zip(ours, theirs)) < 1e-4
