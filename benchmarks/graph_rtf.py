@@ -39,6 +39,7 @@ from speechrnn.streaming.graph import AudioGraph
 from speechrnn.streaming.web import build_site
 
 RECIPE = FeatureSettings(sample_rate=8000, n_mfcc=13, hop_ms=20.0, deltas=True)  # configs/data/fsdd_stream_heldout.yaml
+HIDDEN_SIZE = 128  # configs/experiment/streaming.yaml
 
 
 def spotter(checkpoint: Path | None) -> tuple[AudioGraph, FeatureSettings]:
@@ -47,7 +48,7 @@ def spotter(checkpoint: Path | None) -> tuple[AudioGraph, FeatureSettings]:
         return AudioGraph(ckpt.model().streaming_step(f"checkpoint {checkpoint}").eval(), ckpt.features).eval(), ckpt.features
     torch.manual_seed(0)
     model = SpeechClassifier(labels=[*"01234", "background"], input_size=RECIPE.feature_dim, cell="gru",
-                             hidden_size=64, num_layers=1, pooling="last", normalisation="causal").eval()
+                             hidden_size=HIDDEN_SIZE, num_layers=1, pooling="last", normalisation="causal").eval()
     return AudioGraph(model.streaming_step(), RECIPE).eval(), RECIPE
 
 
