@@ -49,6 +49,7 @@ def check_site_folder(out: Path) -> Path:
 
 def build_site(graph: AudioGraph, out: Path, point: OperatingPoint | None = None) -> Path:
     """The page for ``graph`` (detecting at ``point``, else the defaults) in folder ``out``."""
+    check_site_folder(out)
     runtime = runtime_folder()
     building = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(building, ignore_errors=True)
