@@ -10,7 +10,7 @@ RUN_DIR ?= runs/$(lastword $(DATA))-$(MODEL)
 # a corpus whose recipe sets model keys has them in configs/experiment/<data>.yaml (fsdd does)
 EXPERIMENT ?= $(wildcard $(foreach data,$(DATA),configs/experiment/$(data).yaml))
 
-.PHONY: help install demo train test test-slow lint bench sweep gpu-check gpu-bench streaming loso tune
+.PHONY: help install demo train test test-slow lint bench sweep gpu-check gpu-bench streaming loso tune web graph-bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install speechrnn (editable) with dev tools
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+
+web: web/node_modules/.package-lock.json  ## onnxruntime-web for the page `speechrnn export --format web` builds (npm)
 
 demo: install  ## train and compare RNN, GRU and LSTM on the embedded corpus (CPU, no download)
 	$(PY) -m pipelines.demo $(ARGS)
@@ -67,3 +72,6 @@ gpu-check: install  ## one bf16 epoch with features on the GPU; says so and exit
 
 gpu-bench: install  ## the training path, an SC-sized epoch and minGRU's scan against cuDNN, on a GPU
 	$(PY) -m benchmarks.gpu_bench --fsdd_root $(FSDD_ROOT) --out runs/gpu-bench $(ARGS)
+
+graph-bench: install  ## real-time factor of the one-graph spotter against the Python front end and the step
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.graph_rtf --fsdd_root $(FSDD_ROOT) $(ARGS)

@@ -1,4 +1,4 @@
-"""The confidence interval every summary over speakers or seeds prints."""
+"""The confidence intervals the summaries print: a mean over speakers or seeds, a count of events."""
 
 from __future__ import annotations
 
@@ -21,3 +21,12 @@ def t_interval(values: list[float], confidence: float = 0.95,
         return mean, math.nan, math.nan
     half = student_t.ppf((1 + confidence) / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
     return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
+
+
+def poisson_interval(count: int, confidence: float = 0.95) -> tuple[float, float]:
+    """``(low, high)``: the exact (Garwood) interval of a Poisson mean from one observed ``count``."""
+    from scipy.stats import chi2
+
+    alpha = 1 - confidence
+    low = 0.0 if count == 0 else chi2.ppf(alpha / 2, 2 * count) / 2
+    return float(low), float(chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2)

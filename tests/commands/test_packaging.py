@@ -62,3 +62,9 @@ def test_evaluate_runs_from_outside_the_checkout_with_the_installed_package(inst
     assert json.loads((tmp_path / "eval.json").read_text())["test"]["accuracy"] == pytest.approx(trained)
     unknown = speechrnn("evaluate", run / "checkpoints/best.ckpt", "--dataset", "nope")
     assert unknown.returncode == 2 and "'fsdd'" in unknown.stderr and "'synth'" in unknown.stderr  # read from the package
+
+
+def test_the_wheel_ships_the_page(installed):
+    from speechrnn.streaming.web import PAGE_FILES
+
+    assert sorted(p.name for p in (installed / "speechrnn/streaming/site").iterdir()) == sorted(PAGE_FILES)
