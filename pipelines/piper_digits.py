@@ -17,7 +17,6 @@ keeps the finished ones::
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from speechrnn.corpora.fsdd import SPEECH_MARGIN_S
 from speechrnn.corpora.synth import DIGITS, SNR_DB
 from speechrnn.data.audio import resample
 from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Parser, number
 
 TRIM_DB = 40  # below the clip's peak: silence
 LENGTH_SCALE = (0.8, 1.3)  # Piper's duration factor: > 1 is slower
@@ -94,13 +94,11 @@ def write_digits(out: Path, per_digit: int, seed: int, voice: Callable[[], Synth
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="the folder of <digit>/*.wav to write")
-    parser.add_argument("--per-digit", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-digit", type=number(1, integer=True), default=100)
+    parser.add_argument("--seed", type=number(0, integer=True), default=0)
     args = parser.parse_args(argv)
-    if args.per_digit < 1:
-        raise SpeechRNNError(f"--per-digit {args.per_digit}: write at least one clip per digit")
     written = write_digits(args.out, args.per_digit, args.seed)
     print(f"{written} clips written, {10 * args.per_digit - written} kept; {args.out} holds "
           f"{args.per_digit} per digit")

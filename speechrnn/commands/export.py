@@ -12,6 +12,7 @@ from pathlib import Path
 from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import check_writable
+from speechrnn.options import Parser
 from speechrnn.streaming.export import export_onnx, export_torchscript, quantize_onnx
 from speechrnn.streaming.frontend import check_streamable
 
@@ -27,7 +28,7 @@ def export_checkpoint(ckpt: Checkpoint, fmt: str, out: Path) -> Path:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="speechrnn export", description=__doc__.splitlines()[0],
+    parser = Parser(prog="speechrnn export", description=__doc__.splitlines()[0],
                                      epilog="The MFCC front end stays in Python (speechrnn.streaming.frontend.FrameStream).")
     parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit` (pooling: last)")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
@@ -37,13 +38,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str]) -> None:
-    args = parse_args(argv)
+def quantized_path(out: Path) -> Path:
+    return out.with_suffix(".int8.onnx")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a flag that does not fit or an output path that cannot be written, before any work."""
     if args.quantize and args.format != "onnx":
         raise SpeechRNNError("--quantize works on ONNX graphs; add --format onnx")
-    check_writable(args.out, "--out")
+    check_writable(args.out, "--out", [args.checkpoint])
+    if args.quantize:
+        check_writable(quantized_path(args.out), "--quantize (writes)", [args.checkpoint, args.out])
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    check_arguments(args)
     ckpt = load_checkpoint(args.checkpoint)
     path = export_checkpoint(ckpt, args.format, args.out)
     print(f"wrote {path} (front end not included: run speechrnn.streaming.frontend.FrameStream before it)")
     if args.quantize:
-        print(f"wrote {quantize_onnx(path, path.with_suffix('.int8.onnx'))}")
+        print(f"wrote {quantize_onnx(path, quantized_path(path))}")

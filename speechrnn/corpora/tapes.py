@@ -19,6 +19,7 @@ from speechrnn.data.audio import read_audio
 from speechrnn.data.corpus import Utterance
 from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
+from speechrnn.files import write_json
 from speechrnn.streaming.frontend import FrameStream
 
 GAP_ITEMS = (1, 3)  # items between two keywords
@@ -123,8 +124,7 @@ def featurise(wave: np.ndarray, settings: FeatureSettings) -> torch.Tensor:
 
 def write_timeline(path: Path, events: list[dict], samples: int, sample_rate: int) -> None:
     rounded = [e | {"start_s": round(e["start_s"], 4), "end_s": round(e["end_s"], 4)} for e in events]
-    path.write_text(json.dumps({"sample_rate": sample_rate, "duration_s": samples / sample_rate,
-                                "events": rounded}, indent=0))
+    write_json(path, {"sample_rate": sample_rate, "duration_s": samples / sample_rate, "events": rounded}, indent=0)
 
 
 def read_timeline(path: Path) -> dict:

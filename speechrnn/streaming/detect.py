@@ -9,7 +9,6 @@ the score to rise across the threshold after that (a long bump does not fire twi
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,8 +16,11 @@ from torch import Tensor
 
 from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Range, check
 
 BACKGROUND = "background"  # the class of everything that is not a keyword: fillers, noise, silence
+THRESHOLDS = Range(0.0, 1.0, low_open=True)  # 0 would always fire
+SECONDS = Range(0.0)
 
 
 @dataclass(frozen=True)
@@ -31,13 +33,9 @@ class OperatingPoint:
 
     def __post_init__(self) -> None:
         """Refuse values that would hang, never fire or always fire, naming the flag."""
-        if not (math.isfinite(self.threshold) and 0.0 < self.threshold <= 1.0):
-            raise SpeechRNNError(f"--threshold must lie in (0, 1], got {self.threshold}")
+        check("--threshold", self.threshold, THRESHOLDS)
         for name in ("smooth_s", "refractory_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise SpeechRNNError(f"--{name.replace('_', '-')} must be a finite number of seconds >= 0, "
-                                     f"got {value}")
+            check(f"--{name.replace('_', '-')}", getattr(self, name), SECONDS)
 
     def to_json(self) -> dict:
         return asdict(self)
