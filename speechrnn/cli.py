@@ -24,7 +24,7 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.files import same_path, write_json
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import count_parameters
-from speechrnn.processes import global_rank_is_zero
+from speechrnn.processes import end_process_group, global_rank_is_zero
 from speechrnn.training import tracking
 from speechrnn.training.callbacks import FeatureStatistics, TrainingStability
 from speechrnn.training.runlock import RunLock, set_aside_killed_run
@@ -193,7 +193,13 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] in TOOLS:
         exit_on_user_error(lambda: importlib.import_module(TOOLS[args[0]]).main(args[1:]))
     else:
-        exit_on_user_error(lambda: run_lightning(argv))
+        exit_on_user_error(lambda: run_to_the_end(argv))
+
+
+def run_to_the_end(argv: list[str] | None) -> None:
+    """LightningCLI on ``argv``, then (in a distributed job) every rank waited for and the group ended."""
+    run_lightning(argv)
+    end_process_group()
 
 
 def exit_on_user_error(entry: Callable[[], object]) -> None:
