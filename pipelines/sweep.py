@@ -55,6 +55,7 @@ from speechrnn.options import Parser, number
 from speechrnn.training import tracking
 from speechrnn.training.callbacks import TrainingStability
 from speechrnn.training.learning_curve import LearningCurve
+from speechrnn.training.runlock import RunLock
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,12 @@ def record_path(out: Path, run: Run) -> Path:
 
 
 def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) -> dict:
+    """Fit and test one run under its folder's lock, from the fit to its record (see fit_and_record)."""
+    with RunLock(record_path(out, run).parent, flag="--out") as lock:
+        return fit_and_record(grid, out, run, frames, extra, lock)
+
+
+def fit_and_record(grid: dict, out: Path, run: Run, frames: int, extra: list[str], lock: RunLock) -> dict:
     """Fit and test one run, measure its gradient through time and write its record.
 
     A run whose loss turned non-finite is recorded as diverged, with no accuracy: the grid goes on.
@@ -126,7 +133,7 @@ def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) ->
     args = [*fit_args(grid, run, frames, run_dir), *extra]
     settings = fit_settings(args)
     try:
-        cli = run_lightning(args)
+        cli = run_lightning(args, run_lock=lock)
     except TrainingDiverged as err:
         tracking.finish_run(exit_code=1)
         record = {**asdict(run), "name": run.name, "settings": settings, "total_frames": frames, "diverged": True,
