@@ -16,8 +16,9 @@ speakers instead. The run directory gets:
 
 A fold whose ``results.json`` exists is not run again, so an interrupted run resumes where it
 stopped; each fold records what it was trained under (``settings.json``), and a rerun with other
-settings (another hidden size, epoch budget, edited config file) into the same ``--out`` is
-refused before any fold trains. Extra arguments go to every fold's ``speechrnn fit``::
+settings (another hidden size, epoch budget, edited config file or retrained teacher) into the same
+``--out`` is refused before any fold trains, and a second run on an ``--out`` in use is refused
+naming the first (each fold is checked, trained and recorded under its folder's lock). Extra arguments go to every fold's ``speechrnn fit``::
 
     python -m pipelines.loso --out runs/loso [--cells rnn gru lstm] [--data configs/data/fsdd.yaml]
         [--data_root ROOT] [--epochs N] [--folds K] [--model.normalisation=utterance ...]
