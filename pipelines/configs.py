@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+MODELS = sorted(path.stem for path in (CONFIGS / "model").glob("*.yaml"))  # the --cells a pipeline can train
 
 
 def trainer_args(trainer_config: str | Path) -> list[str]:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
-from pipelines.configs import CONFIGS, recipe_args, trainer_args
+from pipelines.configs import CONFIGS, MODELS, recipe_args, trainer_args
 from speechrnn.cli import exit_on_user_error, run_lightning
 from speechrnn.data.pipeline import build_data_module
 from speechrnn.files import write_json
+from speechrnn.options import Parser, number
 from speechrnn.plots import plot_accuracy_by_length
 from speechrnn.reports import markdown_table
 from speechrnn.training.tracking import default_wandb_mode
@@ -59,17 +60,17 @@ def train_one(args: list[str], run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S"))
-    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"])
-    parser.add_argument("--epochs", type=int, help="override the demo's epoch budget")
+    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], choices=MODELS)
+    parser.add_argument("--epochs", type=number(1, integer=True), help="override the demo's epoch budget")
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --data.init_args.per_word=40")
     args = parser.parse_args(argv)
     default_wandb_mode()
     # Small recurrent layers gain little from intra-op threads, and on a busy 2-core machine
     # OpenMP's spinning made each step 5-100x slower (35 ms against 0.2-4 s for a 96-unit RNN).
     torch.set_num_threads(1)
-    overrides = list(args.overrides) + ([f"--trainer.max_epochs={args.epochs}"] if args.epochs else [])
+    overrides = list(args.overrides) + ([f"--trainer.max_epochs={args.epochs}"] if args.epochs is not None else [])
     started = time.perf_counter()
     runs = {cell: config_args(cell, args.out / cell, args.out.name, overrides) for cell in args.cells}
     prepare()

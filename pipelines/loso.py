@@ -16,8 +16,9 @@ speakers instead. The run directory gets:
 
 A fold whose ``results.json`` exists is not run again, so an interrupted run resumes where it
 stopped; each fold records what it was trained under (``settings.json``), and a rerun with other
-settings (another hidden size, epoch budget, edited config file) into the same ``--out`` is
-refused before any fold trains. Extra arguments go to every fold's ``speechrnn fit``::
+settings (another hidden size, epoch budget, edited config file or retrained teacher) into the same
+``--out`` is refused before any fold trains, and a second run on an ``--out`` in use is refused
+naming the first (each fold is checked, trained and recorded under its folder's lock). Extra arguments go to every fold's ``speechrnn fit``::
 
     python -m pipelines.loso --out runs/loso [--cells rnn gru lstm] [--data configs/data/fsdd.yaml]
         [--data_root ROOT] [--epochs N] [--folds K] [--model.normalisation=utterance ...]
@@ -42,15 +43,17 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from pipelines.configs import CONFIGS, recipe_args, trainer_args
-from pipelines.fit_settings import fit_recorded, is_finished
+from pipelines.configs import CONFIGS, MODELS, recipe_args, trainer_args
+from pipelines.fit_settings import fit_once, is_finished
 from speechrnn.cli import exit_on_user_error
 from speechrnn.data.pipeline import build_data_module, data_module_class
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import write_json
+from speechrnn.options import Parser, number
 from speechrnn.plots import plot_accuracy_by_length, plot_speaker_accuracy
 from speechrnn.reports import markdown_table, percent
 from speechrnn.stats import t_interval
+from speechrnn.training.runlock import RunLock
 from speechrnn.training.tracking import default_wandb_mode
 
 
@@ -80,6 +83,8 @@ def speaker_folds(speakers: list[str], folds: int | None) -> dict[str, list[str]
     of speakers, such as Speech Commands, needs groups). Fewer than two speakers leave no
     spread over voices to measure, so they are refused before any fold trains.
     """
+    if len(set(speakers)) < len(speakers):
+        raise SpeechRNNError(f"--speakers {' '.join(speakers)} names a speaker twice; name each once")
     if len(speakers) < 2:
         raise SpeechRNNError(f"leaving speakers out needs two or more speakers, got {len(speakers)} "
                              f"({', '.join(speakers) or 'none'}): there is no spread over voices to measure; "
@@ -96,6 +101,8 @@ def training_voices(speakers: list[str], held_out: str, count: int) -> list[str]
     """The ``count`` speakers after ``held_out`` in ``speakers``' sorted order, wrapping round: each
     fold trains on as few real voices as asked, and every speaker trains in some folds."""
     ordered = sorted(speakers)
+    if held_out not in ordered:
+        raise SpeechRNNError(f"--speakers {held_out} is not a speaker of the corpus; its speakers are {ordered}")
     if not 1 <= count < len(ordered):
         raise SpeechRNNError(f"--train_speakers {count} must be between 1 and {len(ordered) - 1} (the speakers "
                              f"left when one of {ordered} is held out)")
@@ -186,31 +193,38 @@ def write_report(out: Path, summary: dict, overrides: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs") / time.strftime("loso-%Y%m%d-%H%M%S"))
-    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"])
+    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], choices=MODELS)
     parser.add_argument("--data", type=Path, default=CONFIGS / "data/fsdd.yaml", help="the data config")
     parser.add_argument("--data_root", help="the folder holding the corpus (default $SPEECHRNN_DATA_ROOT)")
     parser.add_argument("--speakers", nargs="+", help="hold out only these (default: every speaker)")
-    parser.add_argument("--folds", type=int, help="hold out this many groups of speakers in turn instead of one "
-                        "speaker at a time (for corpora with many speakers)")
-    parser.add_argument("--epochs", type=int, help="override the trainer's epoch budget")
+    parser.add_argument("--folds", type=number(2, integer=True), help="hold out this many groups of speakers in "
+                        "turn instead of one speaker at a time (for corpora with many speakers)")
+    parser.add_argument("--epochs", type=number(1, integer=True), help="override the trainer's epoch budget")
     parser.add_argument("--teachers", type=Path, nargs="+", help="distil each fold from these finished runs' "
                         "best checkpoints of the same fold (speechrnn.training.distillation)")
-    parser.add_argument("--distill_weight", type=float, default=0.5, help="the teachers' share of the loss")
-    parser.add_argument("--distill_temperature", type=float, default=2.0, help="softens both posteriors")
-    parser.add_argument("--train_speakers", type=int, help="train each fold on only this many of the other "
-                        "speakers (the next ones in sorted order): what each real voice buys")
+    parser.add_argument("--distill_weight", type=number(0, 1, low_open=True), default=0.5,
+                        help="the teachers' share of the loss")
+    parser.add_argument("--distill_temperature", type=number(0, 100, low_open=True), default=2.0,
+                        help="softens both posteriors")
+    parser.add_argument("--train_speakers", type=number(1, integer=True), help="train each fold on only this many "
+                        "of the other speakers (the next ones in sorted order): what each real voice buys")
     args, overrides = parser.parse_known_args(argv)  # the rest is checked by `speechrnn fit`
-    if args.epochs is not None and args.epochs < 1:
-        raise SpeechRNNError(f"--epochs {args.epochs} trains nothing; pass 1 or more (or leave it out for the "
-                             "trainer config's budget)")
+    if not args.data.is_file():
+        raise SpeechRNNError(f"--data {args.data} not found; pass a data config, e.g. {CONFIGS / 'data/fsdd.yaml'}")
     if args.speakers is not None:
         speaker_folds(args.speakers, args.folds)  # refuses a bad --speakers or --folds before any work
     if args.train_speakers is not None and (
             args.folds is not None or "train_speakers" not in inspect.signature(speaker_data_class(args.data)).parameters):
         raise SpeechRNNError(f"--train_speakers needs one held-out speaker per fold (no --folds) and a corpus with a "
                              f"train_speakers argument (FSDD); got {args.data} with --folds {args.folds}")
+    with RunLock(args.out, flag="--out"):  # a second run on this --out is refused, naming this one
+        return run(args, overrides)
+
+
+def run(args: argparse.Namespace, overrides: list[str]) -> Path:
+    """Every fold of every cell (those finished under the same settings reused), then the report."""
     default_wandb_mode()
     # One thread: small recurrent layers gain nothing from more, and spin-waiting OpenMP threads
     # slow every run on a shared CPU (see pipelines/demo.py).
@@ -235,12 +249,12 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.perf_counter()
     plan = {(cell, fold): fold_args(cell, fold, held_out[fold], args.out / cell / fold, args.data, args.out.name,
                                     fold_overrides(cell, fold)) for cell in args.cells for fold in held_out}
-    # every finished fold is checked before any trains
+    # every fold's arguments are built (an unknown speaker refused) and every finished fold checked before any trains
     todo = [(cell, fold) for (cell, fold), fit in plan.items() if not is_finished(args.out / cell / fold, fit, args.out)]
     with tqdm(todo, unit="fold", desc="leave speakers out") as progress:
         for cell, fold in progress:
             progress.set_postfix_str(f"{cell}, test {fold}")
-            fit_recorded(args.out / cell / fold, plan[cell, fold])
+            fit_once(args.out / cell / fold, plan[cell, fold], args.out)
     folds = {cell: {fold: json.loads((args.out / cell / fold / "results.json").read_text()) for fold in held_out}
              for cell in args.cells}
     table = write_report(args.out, summarise(folds), overrides)

@@ -23,7 +23,6 @@ test-time augmentation one run is enough (an ensemble of one)::
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -35,9 +34,10 @@ from speechrnn.checkpoint import load_checkpoint
 from speechrnn.cli import exit_on_user_error
 from speechrnn.errors import SpeechRNNError
 from speechrnn.evaluation import build_datamodule, posteriors
-from speechrnn.files import write_json
+from speechrnn.files import check_folder_writable, same_path, write_json
+from speechrnn.options import Parser
 from speechrnn.stats import t_interval
-from speechrnn.tta import CHOICES, TTASettings, combine
+from speechrnn.tta import CHOICES, FACTORS, TTASettings, combine
 
 AGREEMENT = 1e-6  # a member's recomputed accuracy against its results.json
 
@@ -108,15 +108,15 @@ def ensemble(runs: list[Path], cells: list[str], data_root: str | None, tta: TTA
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="the --out folders of finished `make loso` runs")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cell", nargs="+", default=["gru"],
                         help="the cell folder of every run, or one per run in order")
     parser.add_argument("--data_root", help="the folder holding the corpus (default: as each run was trained)")
-    parser.add_argument("--tta-warps", nargs="+", type=float,
+    parser.add_argument("--tta-warps", nargs="+", type=FACTORS.parser(),
                         help="score under these vocal-tract warps too (e.g. 0.9 0.95 1.0 1.05 1.1); default: none")
-    parser.add_argument("--tta-tempos", nargs="+", type=float,
+    parser.add_argument("--tta-tempos", nargs="+", type=FACTORS.parser(),
                         help="and these tempo factors, every pair of warp and tempo (e.g. 0.9 1.0 1.1)")
     parser.add_argument("--tta-choice", nargs="+", choices=list(CHOICES), default=["mean"],
                         help="how the variants are combined, one row each (see speechrnn/tta.py)")
@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.cell) not in (1, len(args.runs)):
         raise SpeechRNNError(f"--cell names {len(args.cell)} cells for {len(args.runs)} runs; "
                              "give one cell for all, or one per run")
+    if any(same_path(args.out, run) for run in args.runs):
+        raise SpeechRNNError(f"--out {args.out} is one of the runs it reads, whose results it would overwrite; "
+                             "pass another --out")
+    check_folder_writable(args.out, "--out")
     cells = args.cell * len(args.runs) if len(args.cell) == 1 else args.cell
     accuracy_of = ensemble(args.runs, cells, args.data_root, tta, args.tta_choice)
     summary = {}

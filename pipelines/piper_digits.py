@@ -7,22 +7,19 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from speechrnn.cli import exit_on_user_error
 from speechrnn.corpora.piper import write_digits
-from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Parser, number
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="the folder of <digit>/*.wav to write")
-    parser.add_argument("--per-digit", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-digit", type=number(1, integer=True), default=100)
+    parser.add_argument("--seed", type=number(0, integer=True), default=0)
     args = parser.parse_args(argv)
-    if args.per_digit < 1:
-        raise SpeechRNNError(f"--per-digit {args.per_digit}: write at least one clip per digit")
     written = write_digits(args.out, args.per_digit, args.seed)
     print(f"{written} clips written, {10 * args.per_digit - written} kept; {args.out} holds "
           f"{args.per_digit} per digit")

@@ -44,22 +44,23 @@ from pathlib import Path
 
 import torch
 
-from pipelines.configs import CONFIGS, recipe_args, trainer_args
-from pipelines.fit_settings import fit_recorded, is_finished
+from pipelines.configs import CONFIGS, MODELS, recipe_args, trainer_args
+from pipelines.fit_settings import fit_once
 from speechrnn.checkpoint import load_checkpoint, store_operating_point
 from speechrnn.cli import exit_on_user_error
 from speechrnn.corpora.streams import SCORED_SPLITS
 from speechrnn.data.pipeline import build_data_module
 from speechrnn.data.timeline import keywords_of
-from speechrnn.errors import SpeechRNNError
 from speechrnn.files import file_digest, write_json
-from speechrnn.operating_point import OperatingPoint
+from speechrnn.operating_point import THRESHOLDS, OperatingPoint
+from speechrnn.options import Parser, number
 from speechrnn.plots import plot_operating_curves, plot_stream
 from speechrnn.reports import spotter_table
 from speechrnn.streaming.mining import mine, write_mined
 from speechrnn.streaming.runner import StreamResult, run_file
 from speechrnn.streaming.scoring import evaluate, onnx_figures
 from speechrnn.streaming.tuning import tune
+from speechrnn.training.runlock import RunLock
 from speechrnn.training.tracking import default_wandb_mode
 
 TARGET = {"detection_rate": 0.95, "false_alarms_per_hour": 1.0, "rtf": 0.05}
@@ -82,8 +83,7 @@ def train_one(cell: str, out: Path, data_config: Path, data_args: list[str], ove
             "--trainer.logger.init_args.name", f"stream-{name}",
             "--trainer.enable_progress_bar", "false",
             *data_args, *overrides]
-    if not is_finished(run_dir, args, out):
-        fit_recorded(run_dir, args)
+    fit_once(run_dir, args, out)
     return Path(json.loads((run_dir / "results.json").read_text())["checkpoint"])
 
 
@@ -93,26 +93,30 @@ def excerpt(result: StreamResult, clock, seconds: float) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs") / time.strftime("streaming-%Y%m%d-%H%M%S"))
-    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"])
-    parser.add_argument("--epochs", type=int, help="override the experiment's epoch cap")
+    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], choices=MODELS)
+    parser.add_argument("--epochs", type=number(1, integer=True), help="override the experiment's epoch cap")
     parser.add_argument("--data", type=Path, default=DATA,
                         help="the stream data config (configs/data/fsdd_stream.yaml: voices it trained on)")
     parser.add_argument("--data-root", help="the folder holding fsdd/ (default: $SPEECHRNN_DATA_ROOT or data/)")
-    parser.add_argument("--mining-rounds", type=int, default=0,
+    parser.add_argument("--mining-rounds", type=number(0, integer=True), default=0,
                         help="rounds of fine-tuning on the windows where the spotter fired on keyword-free training audio")
-    parser.add_argument("--mining-threshold", type=float, default=0.5,
+    parser.add_argument("--mining-threshold", type=THRESHOLDS.parser(), default=0.5,
                         help="the detector threshold for mining (below the shipped one: more hard negatives)")
     parser.add_argument("overrides", nargs="*", help="extra CLI overrides, e.g. --model.hidden_size=64")
     args = parser.parse_args(argv)
-    if args.mining_rounds < 0:
-        raise SpeechRNNError(f"--mining-rounds must be 0 or more, got {args.mining_rounds}")
+    with RunLock(args.out, flag="--out"):  # a second run on this --out is refused, naming this one
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Train, tune and score each spotter (finished fits reused), then the table, figures and export."""
     mining_point = OperatingPoint(args.mining_threshold, smooth_s=0.04)
     default_wandb_mode()
     torch.set_num_threads(1)  # the real-time factor is quoted for one thread; training is as fast
     data_args = [f"--data.init_args.keywords.init_args.data_root={args.data_root}"] if args.data_root else []
-    overrides = list(args.overrides) + ([f"--trainer.max_epochs={args.epochs}"] if args.epochs else [])
+    overrides = list(args.overrides) + ([f"--trainer.max_epochs={args.epochs}"] if args.epochs is not None else [])
     started = time.perf_counter()
     summary = args.out / "results.json"
     results = json.loads(summary.read_text())["cells"] if summary.is_file() else {}  # a rerun keeps them

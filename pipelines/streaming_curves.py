@@ -15,6 +15,7 @@ from pathlib import Path
 
 from speechrnn.cli import exit_on_user_error
 from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Parser, number
 from speechrnn.plots import plot_operating_curves
 
 
@@ -31,9 +32,9 @@ def read_curve(spec: str) -> tuple[str, list]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
-    parser.add_argument("--target", type=float, nargs=2, default=(1.0, 0.95),
+    parser.add_argument("--target", type=number(0), nargs=2, default=(1.0, 0.95),
                         metavar=("FALSE_ALARMS_PER_HOUR", "DETECTION_RATE"))
     parser.add_argument("spotters", nargs="+", help="NAME=RESULTS_JSON:SPOTTER, one per line of the figure")
     args = parser.parse_args(argv)

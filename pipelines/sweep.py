@@ -29,7 +29,6 @@ about 25 times slower in our measurements.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import math
@@ -52,9 +51,11 @@ from speechrnn.data.pipeline import build_data_module
 from speechrnn.errors import SpeechRNNError, TrainingDiverged
 from speechrnn.files import write_json
 from speechrnn.models.gradient_decay import decay_factor, initialised_copy, input_gradient_norms
+from speechrnn.options import Parser, number
 from speechrnn.training import tracking
 from speechrnn.training.callbacks import TrainingStability
 from speechrnn.training.learning_curve import LearningCurve
+from speechrnn.training.runlock import RunLock
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,12 @@ def record_path(out: Path, run: Run) -> Path:
 
 
 def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) -> dict:
+    """Fit and test one run under its folder's lock, from the fit to its record (see fit_and_record)."""
+    with RunLock(record_path(out, run).parent, flag="--out") as lock:
+        return fit_and_record(grid, out, run, frames, extra, lock)
+
+
+def fit_and_record(grid: dict, out: Path, run: Run, frames: int, extra: list[str], lock: RunLock) -> dict:
     """Fit and test one run, measure its gradient through time and write its record.
 
     A run whose loss turned non-finite is recorded as diverged, with no accuracy: the grid goes on.
@@ -126,7 +133,7 @@ def train_one(grid: dict, out: Path, run: Run, frames: int, extra: list[str]) ->
     args = [*fit_args(grid, run, frames, run_dir), *extra]
     settings = fit_settings(args)
     try:
-        cli = run_lightning(args)
+        cli = run_lightning(args, run_lock=lock)
     except TrainingDiverged as err:
         tracking.finish_run(exit_code=1)
         record = {**asdict(run), "name": run.name, "settings": settings, "total_frames": frames, "diverged": True,
@@ -272,10 +279,10 @@ def fit_named_run(grid: dict, grid_path: Path, out: Path, name: str, extra: list
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=Path, default=Path("configs/sweep/default.yaml"))
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
-    parser.add_argument("--jobs", type=int, default=1, help="fits at once, each in its own process")
+    parser.add_argument("--jobs", type=number(1, 256, integer=True), default=1, help="fits at once, each in its own process")
     parser.add_argument("--wandb-config", action="store_true",
                         help="print the grid as a W&B sweep config (YAML) and exit: "
                         "`wandb sweep` it, then `wandb agent <id>` on each machine")
@@ -284,8 +291,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.grid.is_file():
         raise SpeechRNNError(f"sweep grid {args.grid} not found; see configs/sweep/default.yaml")
-    if args.jobs < 1:
-        raise SpeechRNNError(f"--jobs must be at least 1, got {args.jobs}")
     grid = yaml.safe_load(args.grid.read_text())
     if args.wandb_config:
         print(yaml.safe_dump(wandb_sweep_config(grid, args.grid, args.out), sort_keys=False), end="")

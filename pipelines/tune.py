@@ -21,7 +21,6 @@ edited grid or config file, other extra arguments) into the same ``--out`` is re
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -35,10 +34,12 @@ from pipelines.fit_settings import check_reusable, fit_recorded, fit_settings
 from speechrnn.cli import exit_on_user_error
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import atomic_write, write_json
+from speechrnn.options import Parser
 from speechrnn.reports import percent
 from speechrnn.stats import t_interval
 from speechrnn.training import tracking
 from speechrnn.training.learning_curve import LearningCurve
+from speechrnn.training.runlock import RunLock
 
 DEFAULT = "default"  # the recipe with no overrides: the corpus's own
 
@@ -73,14 +74,15 @@ def fit_args(grid: dict, cell: str, recipe: str, seed: int, run_dir: Path) -> li
 
 def train_one(args: list[str], record_path: Path, **names) -> dict:
     """Fit, test and record one run: validation accuracy of its best checkpoint, test accuracy, epochs."""
-    trainer = fit_recorded(record_path.parent, args).trainer
-    results = json.loads((record_path.parent / "results.json").read_text())
-    curve = next(c for c in trainer.callbacks if isinstance(c, LearningCurve))
-    record = {**names, "settings": fit_settings(args), "val_acc": float(trainer.checkpoint_callback.best_model_score),
-              "test_acc": results["test"]["accuracy"], "train_seconds": results["train_seconds"],
-              "max_epochs": trainer.max_epochs, **curve.summary(trainer.max_epochs)}
-    tracking.finish_run()
-    write_json(record_path, record)
+    with RunLock(record_path.parent, flag="--out") as lock:  # from the fit to its record
+        trainer = fit_recorded(record_path.parent, args, lock).trainer
+        results = json.loads((record_path.parent / "results.json").read_text())
+        curve = next(c for c in trainer.callbacks if isinstance(c, LearningCurve))
+        record = {**names, "settings": fit_settings(args), "val_acc": float(trainer.checkpoint_callback.best_model_score),
+                  "test_acc": results["test"]["accuracy"], "train_seconds": results["train_seconds"],
+                  "max_epochs": trainer.max_epochs, **curve.summary(trainer.max_epochs)}
+        tracking.finish_run()
+        write_json(record_path, record)
     return record
 
 
@@ -202,7 +204,7 @@ def tune(grid: dict, out: Path, extra: list[str]) -> tuple[dict, float]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=Path, default=CONFIGS / "tune/fsdd.yaml")
     parser.add_argument("--out", type=Path, default=Path("runs/tune"))
     parser.add_argument("extra", nargs="*", help="arguments passed to every `speechrnn fit` (after --)")

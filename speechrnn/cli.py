@@ -21,10 +21,10 @@ from lightning.pytorch.loggers import WandbLogger
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.pipeline import data_module_class
 from speechrnn.errors import SpeechRNNError
-from speechrnn.files import write_json
+from speechrnn.files import same_path, write_json
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.encoder import count_parameters
-from speechrnn.processes import global_rank_is_zero
+from speechrnn.processes import end_process_group, global_rank_is_zero
 from speechrnn.training import tracking
 from speechrnn.training.callbacks import FeatureStatistics, TrainingStability
 from speechrnn.training.runlock import RunLock, set_aside_killed_run
@@ -33,8 +33,9 @@ from speechrnn.training.runlock import RunLock, set_aside_killed_run
 class SpeechCLI(LightningCLI):
     """LightningCLI with the data-to-model links, a run directory, and a test after fitting."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        self.run_lock: RunLock | None = None  # taken in before_instantiate_classes
+    def __init__(self, *args, run_lock: RunLock | None = None, **kwargs) -> None:
+        self.held_lock = run_lock  # the caller's lock on the run folder, held before and after this fit
+        self.run_lock: RunLock | None = None  # else taken in before_instantiate_classes
         try:
             super().__init__(*args, **kwargs)  # parses, instantiates and runs the subcommand
         finally:
@@ -72,11 +73,14 @@ class SpeechCLI(LightningCLI):
                 if logger.init_args.get("save_dir") in (None, "."):
                     logger.init_args.save_dir = str(run_dir)
                 describe_wandb_run(logger.init_args, config)
-        if global_rank_is_zero():  # the other ranks of a job write into the folder rank 0 holds
-            self.run_lock = RunLock(run_dir).acquire()  # it creates the folder, or names why it cannot
-            # a resume (--ckpt_path) continues the killed run from its files; a fresh fit starts clean
-            if self.run_lock.taken_over and self.subcommand == "fit" and not config.get("ckpt_path"):
-                set_aside(run_dir, self.run_lock.taken_over)
+        if not global_rank_is_zero():  # the other ranks of a job write into the folder rank 0 holds
+            return
+        lock = self.held_lock
+        if lock is None or lock.fd is None or not same_path(lock.run_dir, run_dir):
+            lock = self.run_lock = RunLock(run_dir).acquire()  # it creates the folder, or names why it cannot
+        # a resume (--ckpt_path) continues the killed run from its files; a fresh fit starts clean
+        if lock.taken_over and self.subcommand == "fit" and not config.get("ckpt_path"):
+            set_aside(run_dir, lock.taken_over)
 
     def before_fit(self) -> None:
         self.fit_started = time.perf_counter()
@@ -138,9 +142,12 @@ def write_run_results(run_dir: Path, model: SpeechClassifier, trainer, accuracy:
     return write_json(run_dir / "results.json", results)  # an empty bucket's NaN accuracy becomes null
 
 
-def run_lightning(args: list[str] | None = None, run: bool = True) -> SpeechCLI:
+def run_lightning(args: list[str] | None = None, run: bool = True, run_lock: RunLock | None = None) -> SpeechCLI:
     """Run LightningCLI on ``args`` (the command line when None); ``run=False`` only builds the
-    classes (``args`` then has no subcommand), e.g. to prepare a run's data before timing it."""
+    classes (``args`` then has no subcommand), e.g. to prepare a run's data before timing it.
+
+    ``run_lock``: the caller's lock on the run folder (a pipeline's, held from its reuse check to
+    its records), used instead of taking a second one."""
     with warnings.catch_warnings():
         # pipelines pass their own args while sys.argv holds the pipeline's: that is intended
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
@@ -152,6 +159,7 @@ def run_lightning(args: list[str] | None = None, run: bool = True) -> SpeechCLI:
             save_config_kwargs={"overwrite": True},
             args=args,
             run=run,
+            run_lock=run_lock,
         )
 
 
@@ -186,7 +194,13 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] in TOOLS:
         exit_on_user_error(lambda: importlib.import_module(TOOLS[args[0]]).main(args[1:]))
     else:
-        exit_on_user_error(lambda: run_lightning(argv))
+        exit_on_user_error(lambda: run_to_the_end(argv))
+
+
+def run_to_the_end(argv: list[str] | None) -> None:
+    """LightningCLI on ``argv``, then (in a distributed job) every rank waited for and the group ended."""
+    run_lightning(argv)
+    end_process_group()
 
 
 def exit_on_user_error(entry: Callable[[], object]) -> None:

@@ -11,23 +11,45 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from speechrnn.errors import SpeechRNNError
 
 
-def check_writable(path: str | Path, flag: str) -> Path:
+def check_writable(path: str | Path, flag: str, inputs: Iterable[str | Path] = (),
+                   suffixes: Collection[str] | None = None) -> Path:
     """``path`` as a Path if a file can be written there; else SpeechRNNError naming ``flag`` and the fix.
 
-    Called on the arguments before the work, so a long run never fails at its last step.
+    The one check of every output path, called on the arguments before the work, so a long run
+    never fails at its last step and never overwrites what it reads: ``path`` is none of
+    ``inputs``, not a folder, its folder exists or can be made, and its suffix (lower case, ""
+    for none) is one of ``suffixes`` when given.
     """
     path = Path(path)
+    if any(same_path(path, source) for source in inputs):
+        raise SpeechRNNError(f"{flag} {path} is also an input of this command, which writing it would destroy; "
+                             "choose another output path")
     if path.is_dir():
         raise SpeechRNNError(f"{flag} {path} is a folder; give a file name inside it, e.g. {path / 'out'}")
-    parent = path.parent
-    existing = next((p for p in [parent, *parent.parents] if p.exists()), Path("."))
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise SpeechRNNError(f"{flag} {path}: cannot write a {path.suffix or 'suffix-less'} file; end it in one of "
+                             f"{', '.join(sorted(s for s in suffixes if s))}")
+    return can_make(path, flag)
+
+
+def check_folder_writable(folder: str | Path, flag: str) -> Path:
+    """``folder`` if it is, or can be made, a folder to write files into; else SpeechRNNError naming ``flag``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SpeechRNNError(f"{flag} {folder} is a file, not a folder; choose another path")
+    return can_make(folder, flag)
+
+
+def can_make(path: Path, flag: str) -> Path:
+    """``path`` if the nearest existing folder above it is a folder we may write into."""
+    existing = next((p for p in path.parents if p.exists()), Path("."))
     if not existing.is_dir():
         raise SpeechRNNError(f"{flag} {path} lies under {existing}, which is a file, not a folder; "
                              "choose another path")
@@ -35,6 +57,14 @@ def check_writable(path: str | Path, flag: str) -> Path:
         raise SpeechRNNError(f"{flag} {path}: cannot write into {existing} (permission denied); "
                              "choose a writable place")
     return path
+
+
+def same_path(path: Path, other: str | Path) -> bool:
+    """True when both name one file (through links and ``..``), existing or not."""
+    other = Path(other)
+    if path.exists() and other.exists():
+        return os.path.samefile(path, other)
+    return path.resolve() == other.resolve()
 
 
 @contextmanager
@@ -70,9 +100,8 @@ def write_json(path: str | Path, value, indent: int | None = 1) -> Path:
     The text goes to ``<path>.tmp-<pid>`` and is renamed over ``path``, so a reader (or a run
     killed mid-write) sees the old file or the new one, never half of one.
     """
-    text = json.dumps(finite_or_none(value), indent=indent, allow_nan=False)
     with atomic_write(path) as tmp:
-        tmp.write_text(text + "\n")
+        tmp.write_text(json_text(value, indent) + "\n")
     return Path(path)
 
 
@@ -83,3 +112,8 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def json_text(value, indent: int | None = None) -> str:
+    """``value`` as strict JSON text, non-finite floats as null: every JSON speechrnn writes or prints."""
+    return json.dumps(finite_or_none(value), indent=indent, allow_nan=False)

@@ -5,10 +5,12 @@ A value of its own, below both the checkpoint that stores it and the detector th
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
-from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Range, check
+
+THRESHOLDS = Range(0.0, 1.0, low_open=True)  # 0 would always fire
+SECONDS = Range(0.0)
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,9 @@ class OperatingPoint:
 
     def __post_init__(self) -> None:
         """Refuse values that would hang, never fire or always fire, naming the flag."""
-        if not (math.isfinite(self.threshold) and 0.0 < self.threshold <= 1.0):
-            raise SpeechRNNError(f"--threshold must lie in (0, 1], got {self.threshold}")
+        check("--threshold", self.threshold, THRESHOLDS)
         for name in ("smooth_s", "refractory_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise SpeechRNNError(f"--{name.replace('_', '-')} must be a finite number of seconds >= 0, "
-                                     f"got {value}")
+            check(f"--{name.replace('_', '-')}", getattr(self, name), SECONDS)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -11,10 +11,14 @@ import torch
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
+from matplotlib.backend_bases import FigureCanvasBase
 from torch import Tensor
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.models.gradient_decay import decay_factor
+
+# what savefig can write; no suffix gets ".png" (see save_figure)
+FIGURE_SUFFIXES = frozenset({"", *(f".{kind}" for kind in FigureCanvasBase.get_supported_filetypes())})
 
 
 def bucket_centres(edges: list[int], rows: list[list]) -> list[float]:

@@ -1,9 +1,12 @@
-"""Whether the process that left a file behind (a run lock, a cache staging folder) still runs."""
+"""Which process this is (of a distributed job, of a machine), and whether one that left a file
+behind (a run lock, a cache staging folder) still runs."""
 
 from __future__ import annotations
 
 import os
 import socket
+
+import torch.distributed as dist
 
 HOST = socket.gethostname()
 
@@ -29,3 +32,14 @@ def global_rank_is_zero() -> bool:
     """
     return all(os.environ.get(name, "0") == "0"
                for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def end_process_group() -> None:
+    """Wait for every rank, then destroy the distributed process group, if this process joined one.
+
+    Left to interpreter exit, gloo's threads are torn down in whatever order the exit runs, which
+    now and then aborts a finished job ("terminate called without an active exception").
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

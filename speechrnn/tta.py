@@ -28,6 +28,10 @@ from speechrnn.batch import Batch
 from speechrnn.data.augment import change_tempo, warp_vocal_tract
 from speechrnn.data.features import FeatureSettings
 from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Range
+
+# a warp or tempo beyond these moves formants past any voice's, or multiplies the frames (and memory)
+FACTORS = Range(0.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,8 @@ class TTASettings:
 
     def __post_init__(self) -> None:
         for option, factors in (("--tta-warps", self.warps), ("--tta-tempos", self.tempos)):
-            if not factors or not all(factor > 0 for factor in factors):  # `not >` also refuses NaN
-                raise SpeechRNNError(f"{option} {list(factors)}: every factor must be greater than 0 "
+            if not factors or not all(map(FACTORS.accepts, factors)):
+                raise SpeechRNNError(f"{option} {list(factors)}: every factor must be {FACTORS} "
                                      "(1.0 leaves the features as they are), e.g. 0.9 0.95 1.0 1.05 1.1")
 
     @property

@@ -16,6 +16,7 @@ import lightning as L
 import yaml
 
 from speechrnn.models.classifier import SpeechClassifier
+from speechrnn.processes import end_process_group
 from tones import ToneDataModule
 
 DDP_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "trainer" / "ddp.yaml"
@@ -92,3 +93,4 @@ def test_ddp_sees_every_example_once_and_agrees_with_one_process(tmp_path):
 
 if __name__ == "__main__":
     train_on_this_rank(Path(sys.argv[1]))
+    end_process_group()  # every rank done and the group gone before the interpreter exits

@@ -28,7 +28,8 @@ def reject_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
-@pytest.mark.parametrize("args, named", [(["--epochs", "0"], "--epochs 0"), (["--epochs", "-2"], "--epochs -2"),
+@pytest.mark.parametrize("args, named", [(["--epochs", "0"], "--epochs: 0 is not a whole number >= 1"),
+                                         (["--epochs", "-2"], "--epochs: -2 is not"),
                                          (["--speakers", "ann"], "two or more speakers, got 1 (ann)"),
                                          (["--speakers", "ann", "bob", "--folds", "2", "--train_speakers", "1"],
                                           "--train_speakers needs one held-out speaker per fold (no --folds)")])
@@ -124,11 +125,11 @@ def test_train_speakers_passes_a_fold_the_voices_after_its_own(loso, tmp_path, m
     write_digits(tmp_path / "data")
     trained = {}
 
-    def record_fit(run_dir, argv):
+    def record_fit(run_dir, argv, out):
         trained[run_dir.name] = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--data.init_args.train_"))
         raise SystemExit  # the plan is what is checked: nothing trains
 
-    monkeypatch.setattr(loso, "fit_recorded", record_fit)
+    monkeypatch.setattr(loso, "fit_once", record_fit)
     with pytest.raises(SystemExit):
         loso.main(["--out", str(tmp_path / "loso"), "--cells", "gru", "--data_root", str(tmp_path / "data"),
                    "--train_speakers", "1"])
@@ -144,7 +145,7 @@ def test_a_rerun_with_other_settings_never_reuses_the_old_folds(loso, tmp_path, 
     loso.main([*args, "--epochs", "1", "--model.hidden_size=8"])
     finished = (out / "results.json").read_text()
 
-    def no_training(argv):
+    def no_training(argv, **kwargs):
         raise AssertionError(f"a fold trained: {argv}")
 
     monkeypatch.setattr(fit_settings, "run_lightning", no_training)

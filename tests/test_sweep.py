@@ -66,7 +66,7 @@ def test_sweep_stops_early_records_the_budget_and_resumes(sweep_module, tmp_path
         assert (out / figure).stat().st_size
     assert not list(out.rglob("*.partial"))
 
-    def no_training(args):
+    def no_training(args, **kwargs):
         raise AssertionError(f"run repeated: {args}")
 
     monkeypatch.setattr(sweep_module, "run_lightning", no_training)
@@ -88,10 +88,10 @@ def test_a_diverged_run_is_recorded_and_the_grid_goes_on(sweep_module, tmp_path,
     grid_path.write_text(yaml.safe_dump(grid))
     real_fit = sweep_module.run_lightning
 
-    def diverge_at_the_longer_delay(args):
+    def diverge_at_the_longer_delay(args, **kwargs):
         if args[args.index("--data.init_args.delays_s") + 1] == "[0.2]":
             raise TrainingDiverged("training met 3 non-finite loss(es) by epoch 0", 0)
-        return real_fit(args)
+        return real_fit(args, **kwargs)
 
     monkeypatch.setattr(sweep_module, "run_lightning", diverge_at_the_longer_delay)
     sweep_module.main(["--grid", str(grid_path), "--out", str(out)])

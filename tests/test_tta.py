@@ -93,5 +93,5 @@ def test_the_confident_choices_pick_a_variant_per_utterance_or_one_for_all():
                                                          ((float("nan"),), (1.0,), "--tta-warps"),
                                                          ((), (1.0,), "--tta-warps")])
 def test_factors_not_above_zero_are_refused_naming_the_option(warps, tempos, option):
-    with pytest.raises(SpeechRNNError, match=f"{option} .*greater than 0"):
+    with pytest.raises(SpeechRNNError, match=f"{option} .*must be a number in \\[0.5, 2\\]"):
         TTASettings(warps, tempos)

@@ -60,7 +60,7 @@ def test_tuning_selects_repeats_over_seeds_and_resumes_without_training(tmp_path
         assert result[row]["seeds"] == [0, 1] and result[row]["epochs"] == [1, 1] and result[row]["hit_cap"]
     assert "best: " in (out / "table.md").read_text()
 
-    def no_training(argv):
+    def no_training(argv, **kwargs):
         raise AssertionError(f"a finished fit trained again: {argv}")
 
     monkeypatch.setattr(fit_settings, "run_lightning", no_training)

@@ -11,18 +11,23 @@ import json
 from pathlib import Path
 
 from speechrnn.errors import SpeechRNNError
-from speechrnn.plots import plot_accuracy_by_length
+from speechrnn.files import check_writable
+from speechrnn.options import Parser
+from speechrnn.plots import FIGURE_SUFFIXES, plot_accuracy_by_length
 from speechrnn.reports import percent, scored
 
 PLOT_NAME = "compare.png"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="speechrnn compare", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speechrnn compare", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories or results .json files")
     parser.add_argument("--plot", type=Path, default=Path(PLOT_NAME),
                         help=f"the PNG to write; a folder gets {PLOT_NAME} inside it")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.plot = args.plot / PLOT_NAME if args.plot.is_dir() else args.plot
+    check_writable(args.plot, "--plot", [*args.runs, *(run / "results.json" for run in args.runs)], FIGURE_SUFFIXES)
+    return args
 
 
 def read_results(path: Path) -> tuple[str, dict]:
@@ -80,7 +85,6 @@ def main(argv: list[str]) -> None:
     print(format_table(runs))
     print("(bucket rows: accuracy (count); lengths in frames)")
     hops = {results.get("hop_ms") for results in runs.values()}
-    plot = args.plot / PLOT_NAME if args.plot.is_dir() else args.plot
-    written = plot_accuracy_by_length({name: scored(results) for name, results in runs.items()}, plot,
+    written = plot_accuracy_by_length({name: scored(results) for name, results in runs.items()}, args.plot,
                                       hops.pop() if len(hops) == 1 else None)
     print(f"plot: {written}")

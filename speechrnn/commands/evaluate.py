@@ -11,8 +11,9 @@ from pathlib import Path
 
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.evaluation import build_datamodule, evaluate, format_report
-from speechrnn.files import write_json
-from speechrnn.plots import plot_accuracy_by_length, plot_confusion
+from speechrnn.files import check_writable, write_json
+from speechrnn.options import Parser, number
+from speechrnn.plots import FIGURE_SUFFIXES, plot_accuracy_by_length, plot_confusion
 
 
 def bucket_edges(text: str) -> list[int]:
@@ -27,7 +28,7 @@ def bucket_edges(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="speechrnn evaluate", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speechrnn evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit`")
     parser.add_argument("--split", choices=["test", "validation"], default="test")
     parser.add_argument("--dataset", help="a dataset config name (configs/data/<NAME>.yaml), or `folder` for "
@@ -35,12 +36,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data-root", help="where the dataset lies (for `folder`, the folder itself)")
     parser.add_argument("--cache-dir", help="where feature caches go; default: the checkpoint's")
     parser.add_argument("--buckets", type=bucket_edges, help="length-bucket edges in frames, e.g. 50,100,150")
-    parser.add_argument("--batch-size", type=int, help="utterances per batch; default: the checkpoint's")
+    parser.add_argument("--batch-size", type=number(1, integer=True), help="utterances per batch; default: the checkpoint's")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
     parser.add_argument("--plot", type=Path, help="write a PNG of accuracy against length")
     parser.add_argument("--confusion", type=Path, help="write a PNG of the confusion matrix")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    written = [args.checkpoint]  # each output is checked against the input and the outputs before it
+    for flag, suffixes in (("json", None), ("plot", FIGURE_SUFFIXES), ("confusion", FIGURE_SUFFIXES)):
+        if getattr(args, flag) is not None:
+            written.append(check_writable(getattr(args, flag), f"--{flag}", written, suffixes))
+    return args
 
 
 def main(argv: list[str]) -> None:

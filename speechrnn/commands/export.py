@@ -19,6 +19,7 @@ from speechrnn.data.frontend import check_streamable
 from speechrnn.errors import SpeechRNNError
 from speechrnn.files import check_writable
 from speechrnn.operating_point import DEFAULT_POINT
+from speechrnn.options import Parser
 from speechrnn.streaming.export import export_audio_onnx, export_onnx, export_torchscript
 from speechrnn.streaming.graph import AudioGraph
 from speechrnn.streaming.quantization import keywords_in, quantize_checked
@@ -41,7 +42,7 @@ def export_checkpoint(ckpt: Checkpoint, fmt: str, out: Path) -> Path:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="speechrnn export", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speechrnn export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit` (pooling: last)")
     parser.add_argument("--format", choices=FORMATS, default="onnx",
                         help="onnx: audio in, posteriors out; web: that graph and a page (a folder); "
@@ -67,8 +68,12 @@ def check_quantize_flags(args: argparse.Namespace) -> None:
         keywords_in(stream)
 
 
-def main(argv: list[str]) -> None:
-    args = parse_args(argv)
+def quantized_path(out: Path) -> Path:
+    return out.with_suffix(".int8.onnx")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a flag that does not fit or an output path that cannot be written, before any work."""
     if args.quantize:
         check_quantize_flags(args)
     elif args.streams is not None:
@@ -77,7 +82,14 @@ def main(argv: list[str]) -> None:
         check_site_folder(args.out)
         runtime_folder()
     else:
-        check_writable(args.out, "--out")
+        check_writable(args.out, "--out", [args.checkpoint])
+    if args.quantize:
+        check_writable(quantized_path(args.out), "--quantize (writes)", [args.checkpoint, args.out])
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    check_arguments(args)
     ckpt = load_checkpoint(args.checkpoint)
     path = export_checkpoint(ckpt, args.format, args.out)
     if args.format == "web":
@@ -92,6 +104,6 @@ def main(argv: list[str]) -> None:
         if ckpt.operating_point is None:
             print(f"speechrnn: {ckpt.path} holds no tuned operating point (make streaming tunes one); int8 is "
                   f"checked at the defaults {point.to_json()}", file=sys.stderr)
-        out = path.with_suffix(".int8.onnx")
+        out = quantized_path(path)
         print(quantize_checked(path, out, tuple(args.streams), point, f"checkpoint {ckpt.path}"))
         print(f"wrote {out}")

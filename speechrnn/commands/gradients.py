@@ -9,27 +9,29 @@ also measures a freshly initialised copy of each model, so the plot shows init a
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from speechrnn.checkpoint import load_checkpoint
+from speechrnn.files import check_writable
 from speechrnn.models.gradient_decay import (
     decay_factor,
     initialised_copy,
     input_gradient_norms,
     synthetic_batch,
 )
-from speechrnn.plots import plot_gradient_norms
+from speechrnn.options import Parser, number
+from speechrnn.plots import FIGURE_SUFFIXES, plot_gradient_norms
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="speechrnn gradients", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speechrnn gradients", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--frames", type=int, default=300, help="sequence length")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=number(1, 100_000, integer=True), default=300, help="sequence length")
+    parser.add_argument("--batch-size", type=number(1, integer=True), default=32)
+    parser.add_argument("--seed", type=number(0, integer=True), default=0)
     parser.add_argument("--out", type=Path, default=Path("gradients.png"))
     args = parser.parse_args(argv)
+    check_writable(args.out, "--out", args.checkpoints, FIGURE_SUFFIXES)
     curves = {}
     for path in args.checkpoints:
         trained = load_checkpoint(path).model().train()

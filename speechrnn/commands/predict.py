@@ -13,17 +13,21 @@ from pathlib import Path
 from speechrnn.checkpoint import load_checkpoint
 from speechrnn.data.features import MFCC
 from speechrnn.errors import SpeechRNNError
-from speechrnn.files import write_json
+from speechrnn.files import check_writable, write_json
+from speechrnn.options import Parser, number
 from speechrnn.prediction import predict_file
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="speechrnn predict", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speechrnn predict", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a .ckpt file written by `speechrnn fit`")
     parser.add_argument("files", nargs="+", type=Path, help="audio files (.wav, .flac, .ogg)")
-    parser.add_argument("--top-k", type=int, default=3, help="labels listed per file (keyword tasks)")
+    parser.add_argument("--top-k", type=number(1, integer=True), default=3, help="labels listed per file (keyword tasks)")
     parser.add_argument("--json", type=Path, help="also write the predictions to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.json is not None:
+        check_writable(args.json, "--json", [args.checkpoint, *args.files])
+    return args
 
 
 def segments(frames: list[str], hop_s: float) -> list[tuple[float, float, str]]:

@@ -12,8 +12,6 @@ optional ``sounddevice`` package: ``pip install 'speechrnn[live]'``).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -24,26 +22,27 @@ from speechrnn.checkpoint import Checkpoint, load_checkpoint
 from speechrnn.data.chunks import microphone_chunks, read_chunks
 from speechrnn.data.corpus import BACKGROUND
 from speechrnn.errors import SpeechRNNError
-from speechrnn.files import atomic_write, check_writable
-from speechrnn.operating_point import OperatingPoint
+from speechrnn.files import atomic_write, check_writable, json_text
+from speechrnn.operating_point import DEFAULT_POINT, SECONDS, THRESHOLDS, OperatingPoint
+from speechrnn.options import Parser, number
 from speechrnn.streaming.detect import Detector
 from speechrnn.streaming.runner import CHUNK_S, PosteriorWriter, Streamer, spot
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="speechrnn stream", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speechrnn stream", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a .ckpt written by `speechrnn fit` with pooling: last")
     parser.add_argument("file", nargs="?", type=Path, help="an audio file (any rate and channel count)")
     parser.add_argument("--mic", action="store_true", help="listen to the default microphone instead")
-    parser.add_argument("--seconds", type=float, help="with --mic: stop after this long (default: Ctrl+C)")
-    defaults = OperatingPoint()
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--seconds", type=number(0, low_open=True), help="with --mic: stop after this long (default: Ctrl+C)")
+    defaults = DEFAULT_POINT
+    parser.add_argument("--threshold", type=THRESHOLDS.parser(),
                         help=f"smoothed posterior that fires (default: the checkpoint's tuned one, else {defaults.threshold})")
-    parser.add_argument("--smooth-s", type=float,
+    parser.add_argument("--smooth-s", type=SECONDS.parser(),
                         help=f"moving-average window, seconds (default: tuned, else {defaults.smooth_s})")
-    parser.add_argument("--refractory-s", type=float,
+    parser.add_argument("--refractory-s", type=SECONDS.parser(),
                         help=f"dead time after a detection (default: tuned, else {defaults.refractory_s})")
-    parser.add_argument("--chunk-s", type=float, default=CHUNK_S, help="audio per chunk, seconds")
+    parser.add_argument("--chunk-s", type=number(0, 60, low_open=True), default=CHUNK_S, help="audio per chunk, seconds")
     parser.add_argument("--background", nargs="*", default=[BACKGROUND],
                         help="classes that are never reported (the model's non-keyword class)")
     parser.add_argument("--plot", type=Path, help="draw waveform, posteriors and detections to this PNG")
@@ -58,7 +57,7 @@ def operating_point(ckpt: Checkpoint, args: argparse.Namespace, note: Callable[[
     """The checkpoint's tuned point (or the defaults, said so), with any flag given replacing its value."""
     point = ckpt.operating_point
     if point is None:
-        point = OperatingPoint()
+        point = DEFAULT_POINT
         note(f"{ckpt.path} holds no tuned operating point (`speechrnn tune` stores one); using the defaults "
              f"threshold {point.threshold}, smoothing {point.smooth_s} s, refractory {point.refractory_s} s")
     return replace(point, **given_point_flags(args))
@@ -70,15 +69,14 @@ def given_point_flags(args: argparse.Namespace) -> dict:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Refuse a bad flag or output path in one line before anything is loaded or read."""
-    for flag in ("chunk_s", "seconds"):
-        value = getattr(args, flag)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise SpeechRNNError(f"--{flag.replace('_', '-')} must be a finite number of seconds above 0, got {value}")
-    replace(OperatingPoint(), **given_point_flags(args))  # raises naming the flag
-    for flag in ("plot", "posteriors"):
-        if getattr(args, flag) is not None:
-            check_writable(getattr(args, flag), f"--{flag}")
+    """Refuse a bad output path in one line before anything is loaded or read."""
+    inputs = [args.checkpoint, *([args.file] if args.file else [])]
+    if args.plot is not None:
+        from speechrnn.plots import FIGURE_SUFFIXES  # matplotlib only when drawing
+
+        check_writable(args.plot, "--plot", inputs, FIGURE_SUFFIXES)
+    if args.posteriors is not None:
+        check_writable(args.posteriors, "--posteriors", [*inputs, *([args.plot] if args.plot else [])])
 
 
 def main(argv: list[str]) -> None:
@@ -107,7 +105,7 @@ def main(argv: list[str]) -> None:
             file = outputs.enter_context(outputs.enter_context(atomic_write(args.posteriors)).open("w"))
             writer = PosteriorWriter(file, streamer.labels, streamer)
         result = spot(streamer, detector, chunks, keep=args.plot is not None, on_posteriors=writer, source=source,
-                      on_detection=lambda det: print(json.dumps(det.to_json()), flush=True))
+                      on_detection=lambda det: print(json_text(det.to_json()), flush=True))
     if args.posteriors is not None:
         note(f"posteriors written to {args.posteriors}")
     if args.plot:

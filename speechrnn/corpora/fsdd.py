@@ -41,6 +41,7 @@ from speechrnn.data.corpus import SILENCE, Utterance, key_seed
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.data.download import download_and_extract
 from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Range, check
 
 URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"
 SHA256 = "c680098f5d2355ba7cc4bd8b0ca9e0a24c00ebe3b4c552208889a4d28d4fbc2b"
@@ -48,6 +49,7 @@ ARCHIVE_TOP = "free-spoken-digit-dataset-1.0.10"
 DIGITS = [str(d) for d in range(10)]
 RECORDING = re.compile(r"(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)")
 TEST_INDICES = range(5)
+SNRS_DB = Range(-50.0, 100.0)  # the noisy copies' SNRs: beyond these, all noise or none
 VALIDATION_INDICES = range(5, 10)
 SPLITS = ("conventional", "speakers")
 SPEECH_MARGIN_S = 0.05  # silence kept around a synthetic digit's speech: FSDD's clips hold little; eSpeak leaves 0.05-0.6 s
@@ -111,6 +113,8 @@ class FSDDDataModule(SpeechDataModule):
                 f"got split={split!r}, train_speakers={list(train_speakers)}, test_speakers={list(test_speakers)}, "
                 f"validation_speakers={list(validation_speakers)}"
             )
+        for snr_db in noisy_snr_db:
+            check("FSDD noisy_snr_db", snr_db, SNRS_DB)
         if noisy_copies < 0 or not noisy_snr_db[0] <= noisy_snr_db[1]:
             raise SpeechRNNError(f"FSDD noisy_copies={noisy_copies}, noisy_snr_db={list(noisy_snr_db)}: use 0 copies "
                                  "or more, and an SNR range [low, high] in dB with low <= high, e.g. [5, 20]")

@@ -33,6 +33,7 @@ from speechrnn.data.audio import resample
 from speechrnn.data.corpus import SILENCE, PhoneSegment, Utterance
 from speechrnn.data.datamodule import SpeechDataModule
 from speechrnn.errors import SpeechRNNError
+from speechrnn.files import write_json
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 WORDS = (*DIGITS, *CORE_WORDS)  # the keyword task's labels, in this order
@@ -191,7 +192,7 @@ def generate_corpus(directory: Path, seed: int, per_word: int = 100,
         entries.append({**asdict(recipe), "wav": wav_path, "phones": phones})
     metadata = {"sample_rate": SAMPLE_RATE, "seed": seed, "per_word": per_word,
                 "snr_db": list(snr_db), "utterances": entries}
-    (partial / METADATA).write_text(json.dumps(metadata, indent=1))
+    write_json(partial / METADATA, metadata)
     partial.rename(directory)
     return directory
 

@@ -15,6 +15,16 @@ from speechrnn.errors import SpeechRNNError
 # relate; torchaudio's polyphase kernel has one row per output phase, (new rate / gcd) rows,
 # and took 12 GB for 2 s at 44,101 Hz.
 RESAMPLE_QUALITY = "HQ"
+# Full scale is 1.0; a float file can hold any value, and beyond about 1e18 the front end's float32
+# power spectrum overflows to inf, then NaN in every feature. 1e6 (120 dB above full scale) is no
+# recording and leaves that many orders of magnitude to spare.
+LOUDEST_SAMPLE = 1e6
+UNUSABLE = f"NaN, infinite or beyond ±{LOUDEST_SAMPLE:g} (which would overflow the features)"
+
+
+def unusable(wave) -> np.ndarray | torch.Tensor:
+    """Mask of the samples of ``wave`` (array or tensor) that are NaN, infinite or too loud to featurise."""
+    return ~(abs(wave) <= LOUDEST_SAMPLE)  # `not <=` also catches NaN
 
 
 def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
@@ -31,8 +41,9 @@ def resample_stream(orig_rate: int, new_rate: int) -> soxr.ResampleStream:
 def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float | None = None):
     """Decode ``path`` (any rate, any channel count) to a mono float32 tensor at ``sample_rate``.
 
-    Raises SpeechRNNError naming the file when it is unreadable, empty, silent, or holds NaN or
-    infinite samples (a float WAV can; one such sample turns every feature of the clip into NaN).
+    Raises SpeechRNNError naming the file when it is unreadable, empty, silent, or holds NaN,
+    infinite or overflowing samples (a float WAV can; one such sample turns every feature of the
+    clip into NaN).
     """
     try:
         with sf.SoundFile(str(path)) as audio:  # opened once: header and samples in one go
@@ -46,9 +57,8 @@ def read_audio(path, sample_rate: int, start_s: float = 0.0, duration_s: float |
     if samples.size == 0:
         raise SpeechRNNError(f"audio file {path} is empty; replace or remove it")
     mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
-    if not np.isfinite(mono).all():
-        bad = int((~np.isfinite(mono)).sum())
-        raise SpeechRNNError(f"audio file {path} holds {bad} NaN or infinite samples; replace or remove it")
+    if bad := int(unusable(mono).sum()):
+        raise SpeechRNNError(f"audio file {path} holds {bad} samples that are {UNUSABLE}; replace or remove it")
     if not mono.any():
         raise SpeechRNNError(f"audio file {path} is silent (all zeros); replace or remove it")
     if file_rate != sample_rate:

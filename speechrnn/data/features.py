@@ -10,6 +10,9 @@ import torchaudio.transforms as T
 from torch import Tensor, nn
 
 from speechrnn.errors import SpeechRNNError
+from speechrnn.options import Range, check
+
+POSITIVE = Range(0, low_open=True)
 
 DELTA_REACH = 2  # frames each side of ComputeDeltas' default window of 5
 
@@ -29,11 +32,9 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         """Refuse settings that would divide by zero, or build an empty or meaningless feature."""
         for name in ("sample_rate", "n_mfcc", "n_mels", "win_ms", "hop_ms"):
-            if not getattr(self, name) > 0:  # `not >` also refuses NaN
-                raise SpeechRNNError(f"{name} is {getattr(self, name)}; it must be greater than 0")
-        if self.floor_db is not None and not self.floor_db > 0:
-            raise SpeechRNNError(f"floor_db is {self.floor_db}; it must be greater than 0 (dB below the clip's "
-                                 "loudest band), or null for no floor")
+            check(name, getattr(self, name), POSITIVE)
+        if self.floor_db is not None:  # dB below the clip's loudest band; null for no floor
+            check("floor_db", self.floor_db, POSITIVE)
         if self.n_mels < self.n_mfcc:
             raise SpeechRNNError(f"n_mfcc {self.n_mfcc} is more than n_mels {self.n_mels}: the cepstrum "
                                  "has at most one coefficient per mel band; lower n_mfcc or raise n_mels")

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from speechrnn.errors import SpeechRNNError
+from speechrnn.files import write_json
 
 FORMAT = ('{"sample_rate", "duration_s", "events": [{"kind": "keyword", "label", "start_s", "end_s"}, ...]}, '
           "times in seconds")
@@ -20,8 +21,7 @@ FORMAT = ('{"sample_rate", "duration_s", "events": [{"kind": "keyword", "label",
 
 def write_timeline(path: Path, events: list[dict], samples: int, sample_rate: int) -> None:
     rounded = [e | {"start_s": round(e["start_s"], 4), "end_s": round(e["end_s"], 4)} for e in events]
-    path.write_text(json.dumps({"sample_rate": sample_rate, "duration_s": samples / sample_rate,
-                                "events": rounded}, indent=0))
+    write_json(path, {"sample_rate": sample_rate, "duration_s": samples / sample_rate, "events": rounded}, indent=0)
 
 
 def read_timeline(path: Path) -> dict:

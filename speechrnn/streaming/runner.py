@@ -8,7 +8,6 @@ model's answer for the audio up to t. :func:`spot` runs chunks through it and a 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,10 +17,12 @@ from typing import TextIO
 import torch
 from torch import Tensor
 
+from speechrnn.data.audio import UNUSABLE, unusable
 from speechrnn.data.chunks import read_chunks
 from speechrnn.data.features import FeatureSettings
 from speechrnn.data.frontend import FrameStream
 from speechrnn.errors import SpeechRNNError
+from speechrnn.files import json_text
 from speechrnn.models.classifier import SpeechClassifier
 from speechrnn.models.recurrence import MAX_CHUNK_FRAMES
 from speechrnn.operating_point import OperatingPoint
@@ -85,8 +86,8 @@ def spot(streamer: Streamer, detector: Detector, chunks: Iterable[torch.Tensor],
          on_posteriors: Callable[[torch.Tensor], None] | None = None, source: str = "the stream") -> StreamResult:
     """Run ``chunks`` through the streamer and the detector; ``keep`` the posteriors for plots and tuning.
 
-    Raises SpeechRNNError naming ``source`` for NaN or infinite samples (they would poison the
-    state for the rest of the stream) and for a stream shorter than one analysis window.
+    Raises SpeechRNNError naming ``source`` for NaN, infinite or overflowing samples (they would
+    poison the state for the rest of the stream) and for a stream shorter than one analysis window.
     """
     settings = streamer.settings
     posteriors, samples, detections = [], [], []
@@ -103,10 +104,10 @@ def spot(streamer: Streamer, detector: Detector, chunks: Iterable[torch.Tensor],
                 on_detection(det)
 
     for chunk in chunks:
-        if not bool(torch.isfinite(chunk).all()):
-            at_s = (received + int((~torch.isfinite(chunk)).nonzero()[0, 0])) / settings.sample_rate
-            raise SpeechRNNError(f"{source} holds NaN or infinite samples at {at_s:.3f} s; they would corrupt "
-                                 "every frame after them: repair or re-export the audio")
+        if bool((bad := unusable(chunk)).any()):
+            at_s = (received + int(bad.nonzero()[0, 0])) / settings.sample_rate
+            raise SpeechRNNError(f"{source} holds samples that are {UNUSABLE} at {at_s:.3f} s; they would "
+                                 "corrupt every frame after them: repair or re-export the audio")
         received += len(chunk)
         if keep:
             samples.append(chunk)
@@ -148,7 +149,7 @@ class PosteriorWriter:
     def __call__(self, posteriors: torch.Tensor) -> None:
         for row in posteriors.tolist():
             line = {"t_s": round(self.clock.ready_s(self.frame), 6), "posteriors": dict(zip(self.labels, row))}
-            self.file.write(json.dumps(line) + "\n")
+            self.file.write(json_text(line) + "\n")
             self.frame += 1
 
 

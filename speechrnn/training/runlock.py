@@ -35,8 +35,9 @@ KILLED_RUN_FILES = ("checkpoints", "config.yaml", "results.json")  # what a run 
 class RunLock:
     """Exclusive use of ``run_dir``; a context manager, or ``acquire()`` then ``release()``."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, flag: str = "--run_dir") -> None:
         self.run_dir = Path(run_dir)
+        self.flag = flag  # the option that named the folder, for the messages
         self.path = self.run_dir / LOCK_NAME
         self.fd: int | None = None
         self.taken_over: list[str] = []  # ``[pid, host]`` of the killed run whose lock this one took over
@@ -61,7 +62,7 @@ class RunLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as err:
                 raise SpeechRNNError(f"cannot write the run folder {self.run_dir} ({err.strerror}); pass a "
-                                     "writable --run_dir") from err
+                                     f"writable {self.flag}") from err
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -69,7 +70,7 @@ class RunLock:
                 os.close(fd)
                 raise SpeechRNNError(
                     f"run folder {self.run_dir} is in use by another run (pid {' on '.join(holder)}); "
-                    "wait for it to finish, stop it, or pass another --run_dir"
+                    f"wait for it to finish, stop it, or pass another {self.flag}"
                 ) from None
             # the holder before us may have removed the file after we opened it: lock the file there now
             if _same_file(fd, self.path):

@@ -100,6 +100,7 @@ def test_an_unknown_train_speaker_names_the_speakers_present(recordings, make_da
         {"split": "conventional", "train_speakers": ["bob"]},
         {"noisy_copies": -1},
         {"noisy_copies": 1, "noisy_snr_db": [20.0, 5.0]},
+        {"noisy_copies": 1, "noisy_snr_db": [5.0, float("inf")]},
         {"split": "speakers", "test_speakers": ["bob"], "train_speakers": ["bob"]},
         {"split": "conventional", "test_speakers": ["bob"]},
         {"split": "random"},

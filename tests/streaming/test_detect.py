@@ -72,11 +72,11 @@ def test_with_deltas_a_detection_fires_once_the_frames_its_deltas_read_have_arri
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    ({"threshold": float("nan")}, "--threshold must lie in"),
-    ({"threshold": 0.0}, "--threshold must lie in"),
-    ({"smooth_s": float("nan")}, "--smooth-s must be a finite"),
-    ({"refractory_s": float("inf")}, "--refractory-s must be a finite"),
-    ({"refractory_s": -1.0}, "--refractory-s must be a finite"),
+    ({"threshold": float("nan")}, r"--threshold is nan; it must be a number in \(0, 1\]"),
+    ({"threshold": 0.0}, r"--threshold is 0.0; it must be a number in \(0, 1\]"),
+    ({"smooth_s": float("nan")}, "--smooth-s is nan; it must be a number >= 0"),
+    ({"refractory_s": float("inf")}, "--refractory-s is inf; it must be a number >= 0"),
+    ({"refractory_s": -1.0}, "--refractory-s is -1.0; it must be a number >= 0"),
 ])
 def test_an_operating_point_that_would_hang_or_never_fire_is_refused_naming_the_flag(flags, message):
     with pytest.raises(SpeechRNNError, match=message):
