@@ -74,10 +74,6 @@ def quantized_path(out: Path) -> Path:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Refuse a flag that does not fit or an output path that cannot be written, before any work."""
-    if args.quantize:
-        check_quantize_flags(args)
-    elif args.streams is not None:
-        raise SpeechRNNError("--streams checks int8 weights; add --quantize, or leave --streams out")
     if args.format == "web":
         check_site_folder(args.out)
         runtime_folder()
@@ -85,6 +81,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         check_writable(args.out, "--out", [args.checkpoint])
     if args.quantize:
         check_writable(quantized_path(args.out), "--quantize (writes)", [args.checkpoint, args.out])
+        check_quantize_flags(args)
+    elif args.streams is not None:
+        raise SpeechRNNError("--streams checks int8 weights; add --quantize, or leave --streams out")
 
 
 def main(argv: list[str]) -> None:
